@@ -1,0 +1,199 @@
+"""Batcher: groups handled events into batches and hands them to the writer.
+
+The reader task adds each event synchronously (no await, no channel hop per event: a Trio
+channel send costs ~7 µs here, a quarter of our per-event budget). One flusher task ships a batch
+when it is full, when its oldest event has waited `max_latency_s`, or when the batcher closes; it
+is the only sender on the writer's channel, so batches keep their order. While the writer is
+busy the flusher blocks on that bounded channel, the reader fills the next batch and then waits:
+memory stays within (channel capacity + 2) batches and the socket stops being read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Container
+from typing import Any, Final
+
+import trio
+
+from .errors import RejectedEvent
+from .events import COMMIT, Event
+from .tables import RowOp, Table
+
+__all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
+
+# How much of a rejected frame we keep: enough to diagnose, small enough that a flood of
+# oversize frames cannot fill the database.
+REJECT_RAW_CAP_BYTES: Final = 64 * 1024
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """Everything one writer transaction commits.
+
+    Attributes:
+        source: cursor key of the source (e.g. "jetstream").
+        rows: staged rows per table, in arrival order.
+        events: the events that produced rows (kept to retry them one by one if the batch fails).
+        rejects: rows for ingest_rejects.
+        cursor: position of the last event added (None: no position to store).
+        first_time_us, last_time_us: event times, for lag.
+        size: events added (applied, skipped or rejected).
+        received, applied: counts per (collection, operation); skipped and rejected per reason.
+    """
+
+    source: str
+    rows: dict[Table, list[tuple[Any, ...]]] = dataclasses.field(default_factory=dict)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    rejects: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    cursor: int | None = None
+    first_time_us: int | None = None
+    last_time_us: int | None = None
+    size: int = 0
+    received: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    applied: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    skipped: Counter[str] = dataclasses.field(default_factory=Counter)
+    rejected: Counter[str] = dataclasses.field(default_factory=Counter)
+    deadline: float = math.inf
+
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def event_labels(event: Event, known: Container[str]) -> tuple[str, str]:
+    """Metric labels for an event: a known collection or "other"; the operation or the kind."""
+    if event.kind == COMMIT:
+        return (event.collection if event.collection in known else "other", event.operation)
+    return ("none", event.kind)
+
+
+def reject_row(source: str, rejected: RejectedEvent, raw: bytes, event: Event | None,
+               cursor: int | None) -> tuple[Any, ...]:
+    """A row for ingest_rejects; the fingerprint makes a re-delivered event count once."""
+    fingerprint = hashlib.sha256(rejected.reason.value.encode() + b"\0" + raw).digest()
+    return (fingerprint, rejected.reason.value, rejected.detail[:1000], source,
+            event.did if event else None, event.collection or None if event else None,
+            event.rkey or None if event else None, event.rev or None if event else None,
+            event.time_us if event else None, cursor, raw[:REJECT_RAW_CAP_BYTES], len(raw))
+
+
+class Batcher:
+    """Accumulates events; its `run` task ships batches to the writer channel.
+
+    Args:
+        send: the writer's bounded channel.
+        source: cursor key stored with each batch.
+        max_size: events per batch before it ships.
+        max_latency_s: longest an event waits in a batch before it ships.
+        known_collections: collections with handlers (for metric labels).
+    """
+
+    def __init__(self, send: trio.MemorySendChannel[Batch], *, source: str, max_size: int,
+                 max_latency_s: float, known_collections: Container[str]) -> None:
+        self._send = send
+        self._source = source
+        self._max_size = max_size
+        self._max_latency_s = max_latency_s
+        self._known = known_collections
+        self._pending = Batch(source)
+        self._closing = False
+        self._has_items = trio.Event()
+        self._urgent = trio.Event()
+        self._taken = trio.Event()
+
+    # ---- reader side: synchronous adds, one await when the batch is full ----
+
+    @property
+    def full(self) -> bool:
+        return self._pending.size >= self._max_size
+
+    def _note(self, event: Event | None, cursor: int | None) -> Batch:
+        batch = self._pending
+        if batch.size == 0:
+            batch.deadline = trio.current_time() + self._max_latency_s
+            self._has_items.set()
+        batch.size += 1
+        if cursor is not None:
+            batch.cursor = cursor
+        if event is not None:
+            if batch.first_time_us is None:
+                batch.first_time_us = event.time_us
+            batch.last_time_us = event.time_us
+        if batch.size >= self._max_size:
+            self._urgent.set()
+        return batch
+
+    def add(self, event: Event, ops: list[RowOp]) -> None:
+        """Add an event and the rows its handler produced (none: counted as skipped by caller)."""
+        batch = self._note(event, event.cursor)
+        labels = event_labels(event, self._known)
+        batch.received[labels] += 1
+        if ops:
+            batch.events.append(event)
+            rows = batch.rows
+            for table, row in ops:
+                bucket = rows.get(table)
+                if bucket is None:
+                    rows[table] = [row]
+                else:
+                    bucket.append(row)
+            batch.applied[labels] += 1
+
+    def add_skip(self, event: Event, reason: str) -> None:
+        """Add an event we deliberately do not store (e.g. a collection we do not index)."""
+        batch = self._note(event, event.cursor)
+        batch.received[event_labels(event, self._known)] += 1
+        batch.skipped[reason] += 1
+
+    def add_reject(self, rejected: RejectedEvent, raw: bytes, event: Event | None,
+                   cursor: int | None) -> None:
+        """Add a refused event: it is stored in ingest_rejects in the same transaction."""
+        batch = self._note(event, cursor)
+        if event is not None:
+            batch.received[event_labels(event, self._known)] += 1
+        else:
+            batch.received[("none", "undecodable")] += 1
+        batch.rejects.append(reject_row(self._source, rejected, raw, event, cursor))
+        batch.rejected[rejected.reason.value] += 1
+
+    async def wait_until_taken(self) -> None:
+        """Block the reader until the flusher took the full batch (backpressure)."""
+        while self.full:
+            await self._taken.wait()
+
+    async def aclose(self) -> None:
+        """Ship what is pending and close the writer channel once the flusher is done."""
+        self._closing = True
+        self._has_items.set()
+        self._urgent.set()
+
+    # ---- flusher task ----
+
+    def _take(self) -> Batch:
+        batch, self._pending = self._pending, Batch(self._source)
+        self._has_items = trio.Event()
+        self._urgent = trio.Event()
+        taken, self._taken = self._taken, trio.Event()
+        taken.set()
+        return batch
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Ship batches until closed; then close the writer channel.
+
+        Resource handling: closes `send` when it returns, so the writer's loop ends.
+        """
+        task_status.started()
+        async with self._send:
+            while True:
+                await self._has_items.wait()
+                if not self._urgent.is_set():
+                    with trio.move_on_at(self._pending.deadline):
+                        await self._urgent.wait()
+                batch = self._take()
+                if batch.size:
+                    await self._send.send(batch)
+                if self._closing and self._pending.size == 0:
+                    return

@@ -1,0 +1,243 @@
+"""Configuration: every setting is an environment variable with a matching CLI flag.
+
+A flag wins over the variable, the variable over the default. Values are parsed and checked once,
+at start; a bad one raises ConfigError naming the variable and the accepted form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config"]
+
+PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
+# An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
+# the two forms Jetstream's wantedCollections accepts.
+_COLLECTION_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+)*(\.\*|\.[a-zA-Z][a-zA-Z0-9]*)$")
+_MAX_WANTED_COLLECTIONS: Final = 100  # Jetstream refuses more
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Setting:
+    """One configuration knob: environment variable, flag, parser and help."""
+
+    env: str
+    field: str
+    parse: Callable[[str], Any]
+    default: str | None
+    form: str  # the accepted form, shown in errors and --help
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.lower().replace("_", "-")
+
+
+# ---- parsers: each raises ValueError with a short description of what was wrong ----
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty")
+    return value.strip()
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"not a {'/'.join(schemes)} URL")
+        return value.strip()
+
+    return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.strip().lower() not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value.strip().lower()
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no file at {path}")
+    return path
+
+
+def _directory(value: str) -> Path:
+    return Path(_text(value)).expanduser()
+
+
+def _collections(value: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise ValueError("no collection given")
+    if len(items) > _MAX_WANTED_COLLECTIONS:
+        raise ValueError(f"{len(items)} collections; Jetstream accepts at most {_MAX_WANTED_COLLECTIONS}")
+    for item in items:
+        if not _COLLECTION_RE.match(item):
+            raise ValueError(f"{item!r} is neither an NSID nor an NSID prefix ending in '.*'")
+    return items
+
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting("COVES_ENV", "env", _choice("development", "production"), "development",
+            "development|production", "Deployment mode; production refuses unsafe settings."),
+    Setting("DATABASE_URL", "database_url", _url("postgres", "postgresql"), None,
+            "postgresql://user:password@host:port/dbname",
+            "Postgres to use. Unset: start an embedded Postgres in COVES_DATA_DIR.", secret=True),
+    Setting("COVES_DATA_DIR", "data_dir", _directory, "./coves-data", "a directory path",
+            "Where the embedded Postgres keeps its data."),
+    Setting("JETSTREAM_URL", "jetstream_url", _url("ws", "wss"), PUBLIC_JETSTREAM_URL,
+            "ws://… or wss://… ending in /subscribe", "Jetstream v1 endpoint to read."),
+    Setting("JETSTREAM_COLLECTIONS", "jetstream_collections", _collections, "social.coves.*",
+            "comma-separated NSIDs or NSID prefixes ending in '.*' (at most 100)",
+            "Collections to request (wantedCollections)."),
+    Setting("JETSTREAM_ZSTD_DICTIONARY", "jetstream_zstd_dictionary", _existing_file, None,
+            "path to an existing zstd dictionary file",
+            "Jetstream v1 zstd dictionary; when set, ask for compress=true."),
+    Setting("JETSTREAM_IDLE_TIMEOUT_S", "jetstream_idle_timeout_s", _float_range(0.1, 3600), "60",
+            "seconds, 0.1..3600", "Reconnect when no frame arrives for this long."),
+    Setting("JETSTREAM_REWIND_S", "jetstream_rewind_s", _float_range(0, 3600), "5",
+            "seconds, 0..3600", "Resume this far before the stored cursor (duplicates are harmless)."),
+    Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000), "5000",
+            "an integer, 1..100000", "Flush a batch once it holds this many events."),
+    Setting("BATCH_MAX_LATENCY_MS", "batch_max_latency_ms", _int_range(1, 60_000), "100",
+            "milliseconds, 1..60000", "Flush a batch once its oldest event waited this long."),
+    Setting("METRICS_HOST", "metrics_host", _text, "127.0.0.1", "an address to bind",
+            "Address of the Prometheus endpoint."),
+    Setting("METRICS_PORT", "metrics_port", _int_range(0, 65535), "9464",
+            "a TCP port, 0..65535 (0 disables)", "Port of the Prometheus endpoint (/metrics)."),
+    Setting("LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "info",
+            "debug|info|warning|error", "Lowest level logged."),
+    Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
+            "auto|json|console", "Log rendering; auto = JSON in production, readable otherwise."),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """The effective configuration, parsed and checked."""
+
+    env: str
+    database_url: str | None
+    data_dir: Path
+    jetstream_url: str
+    jetstream_collections: tuple[str, ...]
+    jetstream_zstd_dictionary: Path | None
+    jetstream_idle_timeout_s: float
+    jetstream_rewind_s: float
+    batch_max_rows: int
+    batch_max_latency_ms: int
+    metrics_host: str
+    metrics_port: int
+    log_level: str
+    log_format: str
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def describe(self) -> list[tuple[str, str]]:
+        """Return (variable, value) pairs for display, secrets masked."""
+        pairs = []
+        for setting in SETTINGS:
+            value = getattr(self, setting.field)
+            shown = "(unset)" if value is None else str(value)
+            if setting.secret and value is not None:
+                shown = _mask(str(value))
+            pairs.append((setting.env, shown))
+        return pairs
+
+
+def _mask(value: str) -> str:
+    # Keep a URL's scheme and host so operators can tell which database is meant.
+    parts = urlsplit(value)
+    if parts.scheme and parts.hostname:
+        return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    return "***"
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting (e.g. --database-url for DATABASE_URL) to a parser."""
+    group = parser.add_argument_group("settings (flag overrides the environment variable)")
+    for setting in SETTINGS:
+        default = f" [default: {setting.default}]" if setting.default is not None else ""
+        group.add_argument(setting.flag, dest=f"setting_{setting.field}", metavar=setting.env,
+                           default=None, help=f"{setting.help} Form: {setting.form}.{default}")
+
+
+def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Build the Config from flags, then environment, then defaults.
+
+    Raises:
+        ConfigError: listing every setting that failed, each with its variable and accepted form.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        if setting.field in overrides:
+            values[setting.field] = overrides[setting.field]
+            continue
+        raw = getattr(args, f"setting_{setting.field}", None) if args is not None else None
+        origin = setting.flag
+        if raw is None:
+            raw, origin = environ.get(setting.env), setting.env
+        if raw is None or raw == "":
+            raw, origin = setting.default, f"{setting.env} default"
+        if raw is None:
+            values[setting.field] = None
+            continue
+        try:
+            values[setting.field] = setting.parse(raw)
+        except (ValueError, TypeError) as exc:
+            shown = "***" if setting.secret else repr(raw)
+            problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return Config(**values)

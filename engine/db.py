@@ -1,0 +1,196 @@
+"""Postgres from Trio: the one module that knows about asyncio.
+
+asyncpg is an asyncio library. We run it on a trio-asyncio loop opened once at the root of the
+program (`open_bridge`) and cross into it through `Database.run`, which takes a plain coroutine
+function `fn(connection, *args)` and runs it on the asyncio side with a pooled connection. A
+multi-step transaction is written as one such function, so it crosses the bridge once (each
+crossing costs ~0.05 ms; a round trip through it ~0.25-0.4 ms, see ../shared/facts.md).
+
+Never call back into Trio from inside `fn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+
+import asyncpg
+import orjson
+import trio
+import trio_asyncio
+
+from .errors import DatabaseError, DatabaseUnavailable
+
+__all__ = ["Connection", "Database", "open_bridge", "open_database", "translate_error"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Connection = asyncpg.Connection
+
+CONNECT_TIMEOUT_S: Final = 10.0
+# SQLSTATE classes that mean "the server is not there right now", not "your statement is wrong":
+# 08 connection exception, 57P01-03 admin/crash shutdown or starting up, 53300 too many connections.
+_TRANSIENT_SQLSTATES: Final = frozenset({"57P01", "57P02", "57P03", "53300", "40001", "40P01"})
+
+
+def translate_error(exc: BaseException) -> BaseException:
+    """Map an asyncpg/OS error to ours: DatabaseUnavailable when transient, DatabaseError else.
+
+    Classified by exception class and SQLSTATE, never by message text.
+    """
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError,
+                        asyncpg.PostgresConnectionError, asyncpg.InternalClientError)):
+        return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        if sqlstate.startswith("08") or sqlstate in _TRANSIENT_SQLSTATES:
+            return DatabaseUnavailable(f"database unavailable: {sqlstate} {exc}")
+        error = DatabaseError(f"{sqlstate} {type(exc).__name__}: {exc}")
+        error.sqlstate = sqlstate  # type: ignore[attr-defined]
+        return error
+    return exc
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # Binary jsonb = version byte 1 + JSON text; COPY needs the binary form.
+    return b"\x01" + (value if isinstance(value, bytes) else orjson.dumps(value))
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                                    encoder=_encode_jsonb, decoder=_decode_jsonb)
+    await connection.set_type_codec("json", schema="pg_catalog", format="text",
+                                    encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    # The default reset costs a round trip per release; we keep no session state on pooled
+    # connections (no LISTEN, no cursors, advisory locks only on dedicated connections).
+    return None
+
+
+class Database:
+    """A pool of Postgres connections, used from Trio.
+
+    Args:
+        pool: an asyncpg pool created on the trio-asyncio loop.
+        url: the connection URL (kept to open dedicated connections, e.g. for migrations).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self.url = url
+
+    async def run(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(connection, *args)` on the asyncio side with a pooled connection.
+
+        Error handling: asyncpg and socket errors are translated (`translate_error`):
+        DatabaseUnavailable for transient failures, DatabaseError otherwise.
+        """
+
+        async def with_connection() -> T:
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT_S) as connection:
+                return await fn(connection, *args, **kwargs)
+
+        try:
+            return await trio_asyncio.aio_as_trio(with_connection)()
+        except Exception as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def transaction(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+                          *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like `run`, inside one transaction (committed when `fn` returns)."""
+
+        async def in_transaction(connection: asyncpg.Connection) -> T:
+            async with connection.transaction():
+                return await fn(connection, *args, **kwargs)
+
+        return await self.run(in_transaction)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.run(lambda c: c.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self.run(lambda c: c.fetchrow(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.run(lambda c: c.fetchval(sql, *args))
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.run(lambda c: c.execute(sql, *args))
+
+    def statistics(self) -> dict[str, int]:
+        """Pool size, idle and max, for gauges."""
+        return {"size": self._pool.get_size(), "idle": self._pool.get_idle_size(),
+                "max": self._pool.get_max_size()}
+
+
+def _translated(exc: Exception) -> BaseException:
+    """Translate an error that crossed the bridge; unwrap a group holding a single error."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return translate_error(exc)
+
+
+@asynccontextmanager
+async def open_bridge() -> AsyncIterator[None]:
+    """Open the trio-asyncio loop that every Database of this program runs on.
+
+    Open it once, near the root of the task tree; databases opened inside it share it.
+    """
+    async with trio_asyncio.open_loop():
+        yield
+
+
+@asynccontextmanager
+async def open_database(url: str, *, min_size: int = 1, max_size: int = 10,
+                        init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                        server_settings: Mapping[str, str] | None = None,
+                        application_name: str = "coves") -> AsyncIterator[Database]:
+    """Open a connection pool to `url`. Must run inside `open_bridge()`.
+
+    Args:
+        init: extra per-connection set-up (after the JSON codecs), e.g. temp staging tables.
+        server_settings: session settings applied at connect (e.g. temp_buffers).
+
+    Raises:
+        DatabaseUnavailable: the server cannot be reached within CONNECT_TIMEOUT_S.
+    """
+
+    async def init_connection(connection: asyncpg.Connection) -> None:
+        await _init_connection(connection)
+        if init is not None:
+            await init(connection)
+
+    settings = {"application_name": application_name, **(server_settings or {})}
+
+    async def create() -> asyncpg.Pool:
+        return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+                                         init=init_connection, reset=_no_reset,
+                                         timeout=CONNECT_TIMEOUT_S, server_settings=settings)
+
+    try:
+        pool = await trio_asyncio.aio_as_trio(create)()
+    except Exception as exc:
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+    try:
+        yield Database(pool, url)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(CONNECT_TIMEOUT_S):
+            try:
+                await trio_asyncio.aio_as_trio(pool.close)()
+            except Exception:
+                pool.terminate()

@@ -1,0 +1,101 @@
+"""Errors of the firehose engine.
+
+    EngineError
+    ├── ConfigError            a setting is missing or malformed (names the variable)
+    ├── MigrationError         a migration file is broken or was edited after it was applied
+    ├── RejectedEvent          input we refuse; stored in ingest_rejects with a RejectReason
+    ├── SourceError            the upstream stream failed; the source reconnects
+    │   ├── SourceTimeout      no frame within the idle timeout
+    │   └── SourceClosed       the peer closed the connection (code, reason)
+    └── DatabaseError          Postgres failed while writing
+        ├── DatabaseUnavailable  transient: connection lost, server restarting; retried, trips the breaker
+        └── BreakerOpen          the breaker stopped intake until the database answers again
+
+Foreign errors (asyncpg, trio-websocket, orjson) are translated where they enter.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "BreakerOpen",
+    "ConfigError",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "EngineError",
+    "MigrationError",
+    "RejectReason",
+    "RejectedEvent",
+    "SourceClosed",
+    "SourceError",
+    "SourceTimeout",
+]
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ConfigError(EngineError):
+    """A setting is missing or malformed. The message names the variable and the accepted form."""
+
+
+class MigrationError(EngineError):
+    """A migration cannot be applied, or an applied one no longer matches its file."""
+
+
+class RejectReason(enum.StrEnum):
+    """Closed set of reasons an event is refused. Used as the `reason` column and metric label."""
+
+    INVALID_JSON = "invalid_json"  # the frame is not JSON (or not UTF-8)
+    INVALID_FRAME = "invalid_frame"  # compressed or binary frame that cannot be decoded
+    INVALID_SHAPE = "invalid_shape"  # JSON, but not a Jetstream event (missing/mistyped envelope)
+    OVERSIZE = "oversize"  # larger than the per-event cap
+    INVALID_RECORD = "invalid_record"  # the record breaks its lexicon
+    INVALID_RKEY = "invalid_rkey"  # record key not allowed for the collection
+    WRONG_REPO = "wrong_repo"  # record claims another repo than the one it lives in
+    IMMUTABLE_FIELD = "immutable_field"  # an update tried to change a field that cannot change
+    UNVERIFIED_HOST = "unverified_host"  # a community's hostedBy failed did:web verification
+    DATABASE_ERROR = "database_error"  # Postgres refused this event's rows (a bug or a data edge)
+
+
+class RejectedEvent(EngineError):
+    """Raised by decode or a record handler for input we refuse.
+
+    Never escapes the pipeline: the reader turns it into a row of `ingest_rejects`.
+    """
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SourceError(EngineError):
+    """The upstream stream failed; the source's reconnect loop handles it."""
+
+
+class SourceTimeout(SourceError):
+    """No frame arrived within the idle timeout."""
+
+
+class SourceClosed(SourceError):
+    """The peer closed the connection, or the connection broke."""
+
+    def __init__(self, code: int | None, reason: str | None) -> None:
+        super().__init__(f"connection closed (code={code}, reason={reason!r})")
+        self.code = code
+        self.reason = reason
+
+
+class DatabaseError(EngineError):
+    """Postgres failed while the engine was using it."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """Transient failure: the connection dropped or the server is restarting. Retry later."""
+
+
+class BreakerOpen(DatabaseError):
+    """Too many consecutive database failures: intake is paused until a probe succeeds."""

@@ -1,0 +1,59 @@
+"""The normalised event every source produces (Jetstream JSON, replay files, raw firehose).
+
+An Event is what the record handlers see; it carries its source position (`cursor`) so the
+batch that commits it can commit the position too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final
+
+__all__ = ["ACCOUNT", "COMMIT", "CREATE", "DELETE", "Event", "IDENTITY", "UPDATE"]
+
+COMMIT: Final = "commit"
+IDENTITY: Final = "identity"
+ACCOUNT: Final = "account"
+
+CREATE: Final = "create"
+UPDATE: Final = "update"
+DELETE: Final = "delete"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One repository event.
+
+    Attributes:
+        did: the repository (account) the event belongs to.
+        kind: COMMIT, IDENTITY or ACCOUNT.
+        time_us: when the upstream saw it, in microseconds since the epoch (used for lag).
+        cursor: its position in the source's stream (Jetstream time_us, firehose seq, file line).
+        operation: CREATE, UPDATE or DELETE (commits only).
+        collection, rkey, rev, cid, record: the commit's record (record/cid absent on delete).
+        handle: the handle an identity event carries, if any.
+        active, status: an account event's state.
+        seq: the upstream sequence number of identity/account events.
+        raw: the bytes the event came from, kept for the reject table.
+    """
+
+    did: str
+    kind: str
+    time_us: int
+    cursor: int
+    operation: str = ""
+    collection: str = ""
+    rkey: str = ""
+    rev: str = ""
+    cid: str | None = None
+    record: dict[str, Any] | None = None
+    handle: str | None = None
+    active: bool | None = None
+    status: str | None = None
+    seq: int | None = None
+    raw: bytes = b""
+
+    @property
+    def uri(self) -> str:
+        """The AT-URI of the commit's record."""
+        return f"at://{self.did}/{self.collection}/{self.rkey}"

@@ -1,0 +1,83 @@
+"""All engine metrics, grouped by pipeline stage. Names: `coves_` prefix, base units, `_total`.
+
+Labels are small closed sets (source kind, known collection or "other", operation, reason); no
+DIDs or URIs. Per-event counts are summed in the batch and added when it commits, so the hot
+path does no metric calls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "BATCH_FLUSH_SECONDS", "BATCH_RETRIES", "BATCH_SIZE", "BREAKER_STATE", "COMMITTED_CURSOR",
+    "DB_ERRORS", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
+    "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+]
+
+# ---- source ----
+EVENTS_RECEIVED: Final = Counter(
+    "coves_ingest_events_received_total", "Events read from the source and committed.",
+    ["source", "collection", "operation"])
+RECONNECTS: Final = Counter(
+    "coves_ingest_reconnects_total", "Times a source reconnected, by why.", ["source", "reason"])
+SOURCE_CONNECTED: Final = Gauge(
+    "coves_ingest_source_connected", "1 while the source has a live connection.", ["source"])
+
+# ---- handlers ----
+EVENTS_APPLIED: Final = Counter(
+    "coves_ingest_events_applied_total", "Events whose rows were committed.",
+    ["source", "collection", "operation"])
+EVENTS_SKIPPED: Final = Counter(
+    "coves_ingest_events_skipped_total", "Events deliberately not stored.", ["source", "reason"])
+EVENTS_REJECTED: Final = Counter(
+    "coves_ingest_events_rejected_total", "Events stored in ingest_rejects.", ["source", "reason"])
+
+# ---- batcher / writer ----
+_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000)
+BATCH_SIZE: Final = Histogram(
+    "coves_ingest_batch_events", "Events per committed batch.", ["source"], buckets=_SIZE_BUCKETS)
+BATCH_FLUSH_SECONDS: Final = Histogram(
+    "coves_ingest_batch_flush_seconds", "Time to write and commit one batch.", ["source"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+QUEUE_DEPTH: Final = Gauge(
+    "coves_ingest_queue_batches", "Batches waiting for the writer.", ["source"])
+BATCH_RETRIES: Final = Counter(
+    "coves_ingest_batch_retries_total", "Batch writes retried after a database failure.", ["source"])
+DB_ERRORS: Final = Counter(
+    "coves_ingest_database_errors_total", "Database failures seen by the writer, by kind.",
+    ["source", "kind"])
+BREAKER_STATE: Final = Gauge(
+    "coves_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["breaker"])
+COMMITTED_CURSOR: Final = Gauge(
+    "coves_ingest_cursor", "Cursor of the last committed event (time_us, seq or line).", ["source"])
+
+
+class LagClock:
+    """`coves_ingest_lag_seconds`: now minus the time of the last committed event.
+
+    Computed at scrape time, so a stalled engine shows a growing lag rather than a frozen value.
+    """
+
+    GAUGE: Final = Gauge("coves_ingest_lag_seconds",
+                         "Seconds between now and the last committed event's time.", ["source"])
+    COMMITTED_AT: Final = Gauge("coves_ingest_last_commit_timestamp_seconds",
+                                "Unix time of the last committed batch.", ["source"])
+
+    def __init__(self, source: str) -> None:
+        self._event_time_s: float | None = None
+        self._source = source
+        self.GAUGE.labels(source).set_function(self.lag_seconds)
+
+    def lag_seconds(self) -> float:
+        if self._event_time_s is None:
+            return 0.0
+        return max(0.0, time.time() - self._event_time_s)
+
+    def committed(self, event_time_us: int | None) -> None:
+        if event_time_us is not None:
+            self._event_time_s = event_time_us / 1_000_000
+        self.COMMITTED_AT.labels(self._source).set(time.time())

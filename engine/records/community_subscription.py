@@ -1,0 +1,57 @@
+"""social.coves.community.subscription → subscriptions; keeps communities.subscriber_count exact.
+
+subscriber_count counts distinct subscribers with a live subscription record, so a user who
+(through a client bug) holds two records for one community counts once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..events import DELETE, Event
+from ..tables import Column, Recount, RowOp, Table
+from . import fields
+
+__all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
+
+COLLECTION: Final = "social.coves.community.subscription"
+DEFAULT_CONTENT_VISIBILITY: Final = 3
+
+TABLE: Final = Table(
+    name="subscriptions",
+    key=("uri",),
+    columns=(
+        Column("uri", "text"),
+        Column("did", "text"),
+        Column("rkey", "text"),
+        Column("rev", 'text COLLATE "C"'),
+        Column("cid", "text"),
+        Column("subject", "text", keep_on_delete=True),
+        Column("content_visibility", "smallint"),
+        Column("created_at", "timestamptz", keep_on_delete=True),
+    ),
+    tracked=("subject",),
+)
+TABLES: Final = (TABLE,)
+RECOUNTS: Final = (
+    Recount(target="communities", target_key="did", column="subscriber_count",
+            source="subscriptions", source_fk="subject",
+            expression="SELECT count(DISTINCT s.did) FROM subscriptions AS s "
+                       "WHERE s.subject = k.key AND s.deleted_at IS NULL"),
+)
+
+
+def handle(event: Event) -> list[RowOp]:
+    if event.operation == DELETE:
+        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did,
+                                              rkey=event.rkey, rev=event.rev))]
+    record = event.record or {}
+    row = (
+        event.uri, event.did, event.rkey, event.rev, event.cid,
+        fields.did(record, "subject", required=True),
+        fields.integer(record, "contentVisibility", minimum=1, maximum=5,
+                       default=DEFAULT_CONTENT_VISIBILITY),
+        fields.timestamp(record, "createdAt", required=True),
+        False,
+    )
+    return [RowOp(TABLE, row)]

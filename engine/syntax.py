@@ -1,0 +1,112 @@
+"""AT Protocol identifier syntax: DID, handle, NSID, TID, record key, AT-URI, CID, datetime.
+
+Pure predicates, shared by decode, the record handlers and the lexicon validator. The rules follow
+the atproto specifications (atproto.com/specs/*), kept to the checks an indexer needs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Final
+
+__all__ = [
+    "is_at_uri", "is_cid", "is_datetime", "is_did", "is_handle", "is_nsid", "is_rkey", "is_tid",
+    "parse_datetime", "split_at_uri",
+]
+
+# did:method:identifier — method lower-case letters; identifier of [a-zA-Z0-9._:%-], not ending
+# in ':' ; 2 KB at most (spec: "DIDs are limited to 2 KB").
+_DID_RE: Final = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
+MAX_DID_LENGTH: Final = 2048
+# Handles: DNS names of 2+ labels, each 1-63 chars, TLD not starting with a digit; 253 max.
+_HANDLE_RE: Final = re.compile(
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+# NSID: reversed domain authority + name segment (letters and digits, starting with a letter).
+_NSID_RE: Final = re.compile(
+    r"^[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+"
+    r"\.[a-zA-Z][a-zA-Z0-9]{0,62}$")
+# TID: 13 chars of base32-sortable; the first char's top bit is 0, so it is one of 234567abcdefghij.
+_TID_RE: Final = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+_RKEY_RE: Final = re.compile(r"^[a-zA-Z0-9._:~-]{1,512}$")
+# CIDv1 in base32 (b…) is what records carry; CIDv0 (Qm…, base58btc) still appears in old data.
+_CID_RE: Final = re.compile(r"^(b[a-z2-7]{8,}|Qm[1-9A-HJ-NP-Za-km-z]{44})$")
+# RFC 3339 with the atproto restrictions: upper-case T and Z, seconds required, zone required.
+_DATETIME_RE: Final = re.compile(
+    r"^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{1,20})?"
+    r"(Z|[+-][0-2][0-9]:[0-5][0-9])$")
+
+
+def is_did(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_DID_LENGTH and _DID_RE.match(value) is not None
+
+
+def is_handle(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 253 and _HANDLE_RE.match(value) is not None
+
+
+def is_nsid(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 317 and _NSID_RE.match(value) is not None
+
+
+def is_tid(value: object) -> bool:
+    return isinstance(value, str) and _TID_RE.match(value) is not None
+
+
+def is_rkey(value: object) -> bool:
+    return isinstance(value, str) and value not in (".", "..") and _RKEY_RE.match(value) is not None
+
+
+def is_cid(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 256 and _CID_RE.match(value) is not None
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """Parse an atproto datetime string; None if it is not one."""
+    if not isinstance(value, str) or len(value) > 64 or not _DATETIME_RE.match(value):
+        return None
+    text = value
+    # fromisoformat takes at most 6 fractional digits; atproto allows more.
+    dot = text.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        text = text[:dot + 1] + text[dot + 1:end][:6].ljust(6, "0") + text[end:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def is_datetime(value: object) -> bool:
+    return parse_datetime(value) is not None
+
+
+def split_at_uri(value: object) -> tuple[str, str, str] | None:
+    """Split `at://authority/collection/rkey` into its parts; None unless all three are valid.
+
+    The authority must be a DID (records we index point at other records by DID-based URIs).
+    """
+    if not isinstance(value, str) or not value.startswith("at://") or len(value) > 8192:
+        return None
+    parts = value[5:].split("/")
+    if len(parts) != 3:
+        return None
+    authority, collection, rkey = parts
+    if not (is_did(authority) and is_nsid(collection) and is_rkey(rkey)):
+        return None
+    return authority, collection, rkey
+
+
+def is_at_uri(value: object) -> bool:
+    """True for any AT-URI: authority (DID or handle), optionally collection and rkey."""
+    if not isinstance(value, str) or not value.startswith("at://") or len(value) > 8192:
+        return False
+    parts = value[5:].split("/")
+    if not parts or len(parts) > 3 or not (is_did(parts[0]) or is_handle(parts[0])):
+        return False
+    if len(parts) >= 2 and not is_nsid(parts[1]):
+        return False
+    return len(parts) < 3 or is_rkey(parts[2])

@@ -1,0 +1,272 @@
+"""Writer: one transaction per batch — COPY → staging → rev-gated merge → recount → rejects → cursor.
+
+Everything a batch changes commits together with its cursor, so a crash at any point leaves
+either the whole batch or none of it, and a restart from the stored cursor replays at most what
+was not committed (the merges make replays harmless).
+
+Error handling:
+  * DatabaseUnavailable (connection lost, server restarting): the same batch is retried with
+    backoff; it is never dropped. After `Breaker.failure_threshold` consecutive failures the
+    writer raises BreakerOpen and the supervisor pauses intake (see pipeline.py).
+  * Any other DatabaseError means Postgres refused some row: the batch is written again event by
+    event, each in a savepoint, and the events Postgres refuses become rejects (database_error).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import asyncpg
+import trio
+
+from . import metrics
+from .backoff import backoff_delay
+from .batcher import Batch, event_labels, reject_row
+from .breaker import Breaker
+from .db import Database
+from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
+from .events import Event
+from .tables import Recount, RowOp, Table, merge_sql, recount_sql, stage_ddl
+
+__all__ = ["WritePlan", "Writer", "load_cursor"]
+
+LOGGER = logging.getLogger(__name__)
+
+# Between attempts at a failing batch: 0.1 s doubling to 5 s (the breaker opens long before).
+RETRY_BASE_S: Final = 0.1
+RETRY_CAP_S: Final = 5.0
+
+
+class _Handled:
+    """Every event that reached the writer had a handler, so its collection is a known label."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_HANDLED: Final = _Handled()
+_REJECT_COLUMNS: Final = ("fingerprint", "reason", "detail", "source", "did", "collection", "rkey",
+                          "rev", "time_us", "cursor", "raw", "raw_size")
+_STAGE_REJECTS_DDL: Final = """
+    CREATE TEMP TABLE IF NOT EXISTS stage_ingest_rejects (
+        fingerprint bytea, reason text, detail text, source text, did text, collection text,
+        rkey text, rev text, time_us bigint, cursor bigint, raw bytea, raw_size integer
+    ) ON COMMIT DELETE ROWS"""
+_MERGE_REJECTS: Final = f"""
+    INSERT INTO ingest_rejects ({', '.join(_REJECT_COLUMNS)})
+    SELECT DISTINCT ON (fingerprint) {', '.join(_REJECT_COLUMNS)} FROM stage_ingest_rejects
+    ON CONFLICT (fingerprint) DO UPDATE
+       SET seen_count = ingest_rejects.seen_count + 1, last_seen_at = now()"""
+# The cursor never moves back: a replay of older events (rewind, redrive) keeps the stored one.
+_UPSERT_CURSOR: Final = """
+    INSERT INTO ingest_cursors (source, cursor, event_time_us, updated_at)
+    VALUES ($1, $2, $3, now())
+    ON CONFLICT (source) DO UPDATE
+       SET cursor = GREATEST(ingest_cursors.cursor, EXCLUDED.cursor),
+           event_time_us = CASE WHEN EXCLUDED.cursor >= ingest_cursors.cursor
+                                THEN EXCLUDED.event_time_us ELSE ingest_cursors.event_time_us END,
+           updated_at = now()"""
+
+
+@dataclasses.dataclass(frozen=True)
+class WritePlan:
+    """The SQL for a set of tables and recounts, built once."""
+
+    tables: tuple[Table, ...]
+    recounts: tuple[Recount, ...]
+    merge: dict[Table, str] = dataclasses.field(init=False)
+    recount: dict[Recount, str] = dataclasses.field(init=False)
+    by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
+    by_target: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "merge", {t: merge_sql(t) for t in self.tables})
+        set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
+        set_(self, "by_source", {t.name: tuple(r for r in self.recounts if r.source == t.name)
+                                 for t in self.tables})
+        set_(self, "by_target", {t.name: tuple(r for r in self.recounts if r.target == t.name)
+                                 for t in self.tables})
+
+    def staging_ddl(self) -> list[str]:
+        return [stage_ddl(t) for t in self.tables] + [_STAGE_REJECTS_DDL]
+
+    async def create_staging(self, connection: asyncpg.Connection) -> None:
+        """Per-connection set-up for the writer's pool (temp tables live per session)."""
+        for ddl in self.staging_ddl():
+            await connection.execute(ddl)
+
+
+# ---- the asyncio side: each function runs inside one transaction on one connection ----
+
+
+async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
+                      rows: dict[Table, list[tuple[Any, ...]]]) -> None:
+    touched: dict[Recount, set[str]] = defaultdict(set)
+    for table, table_rows in rows.items():
+        await connection.copy_records_to_table(table.stage, records=table_rows,
+                                               columns=table.staged_names)
+        result = await connection.fetchrow(plan.merge[table])
+        if not result["changed"]:
+            continue
+        for recount in plan.by_source[table.name]:
+            touched[recount].update(result[f"touched_{recount.source_fk}"])
+        for recount in plan.by_target[table.name]:
+            touched[recount].update(result["merged_keys"])
+    for recount, keys in touched.items():
+        if keys:
+            await connection.execute(plan.recount[recount], list(keys))
+
+
+async def _finish(connection: asyncpg.Connection, batch: Batch,
+                  rejects: list[tuple[Any, ...]]) -> None:
+    if rejects:
+        await connection.copy_records_to_table("stage_ingest_rejects", records=rejects,
+                                               columns=_REJECT_COLUMNS)
+        await connection.execute(_MERGE_REJECTS)
+    if batch.cursor is not None:
+        await connection.execute(_UPSERT_CURSOR, batch.source, batch.cursor, batch.last_time_us)
+
+
+async def _write_batch(connection: asyncpg.Connection, plan: WritePlan, batch: Batch) -> None:
+    async with connection.transaction():
+        await _apply_rows(connection, plan, batch.rows)
+        await _finish(connection, batch, batch.rejects)
+
+
+async def _write_each(connection: asyncpg.Connection, plan: WritePlan, batch: Batch,
+                      handle: Callable[[Event], list[RowOp]]) -> list[tuple[Event, str]]:
+    """Write a batch event by event; return the events Postgres refused, with its error."""
+    refused: list[tuple[Event, str]] = []
+    rejects = list(batch.rejects)
+    async with connection.transaction():
+        for event in batch.events:
+            rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
+            for table, row in handle(event):
+                rows[table].append(row)
+            try:
+                async with connection.transaction():
+                    await _apply_rows(connection, plan, rows)
+            except asyncpg.PostgresError as exc:
+                sqlstate = getattr(exc, "sqlstate", "") or ""
+                if sqlstate.startswith("08") or sqlstate.startswith("57P"):
+                    raise
+                detail = f"{sqlstate} {type(exc).__name__}: {exc}"
+                refused.append((event, detail))
+                rejected = RejectedEvent(RejectReason.DATABASE_ERROR, detail)
+                rejects.append(reject_row(batch.source, rejected, event.raw, event, event.cursor))
+        await _finish(connection, batch, rejects)
+    return refused
+
+
+async def load_cursor(db: Database, source: str) -> int | None:
+    """The committed cursor of `source`, or None if it never committed."""
+    value: int | None = await db.fetchval("SELECT cursor FROM ingest_cursors WHERE source = $1", source)
+    return value
+
+
+class Writer:
+    """Commits batches from a channel, in order.
+
+    Args:
+        db: the writer's pool (one connection with the staging tables; see `WritePlan.create_staging`).
+        plan: the SQL to run.
+        handle: the record handlers' entry point, used to re-derive one event's rows on fallback.
+        breaker: the database breaker.
+        label: the source label for metrics.
+        on_commit: called after each commit with the batch (lag clock, tests).
+    """
+
+    def __init__(self, db: Database, plan: WritePlan, *, handle: Callable[[Event], list[RowOp]],
+                 breaker: Breaker, label: str,
+                 on_commit: Callable[[Batch], None] | None = None) -> None:
+        self._db = db
+        self._plan = plan
+        self._handle = handle
+        self._breaker = breaker
+        self._label = label
+        self._on_commit = on_commit
+        self.committed_cursor: int | None = None
+
+    async def run(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
+        """Write every batch until the channel closes.
+
+        Raises:
+            BreakerOpen: the database kept failing; the batch in hand is not committed.
+        """
+        async with receive:
+            async for batch in receive:
+                metrics.QUEUE_DEPTH.labels(self._label).set(receive.statistics().current_buffer_used)
+                await self.write(batch)
+
+    async def write(self, batch: Batch) -> None:
+        """Commit one batch, retrying transient failures (see the module docstring)."""
+        attempt = 0
+        one_by_one = False
+        refused: list[tuple[Event, str]] = []
+        while True:
+            started = time.perf_counter()
+            try:
+                if one_by_one:
+                    refused = await self._db.run(_write_each, self._plan, batch, self._handle)
+                else:
+                    await self._db.run(_write_batch, self._plan, batch)
+                break
+            except DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels(self._label, "unavailable").inc()
+                self._breaker.record_failure()
+                if self._breaker.is_open:
+                    raise BreakerOpen(f"database unavailable after {attempt + 1} attempts") from exc
+                delay = backoff_delay(attempt, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
+                LOGGER.warning("batch write failed, retrying",
+                               extra={"attempt": attempt, "delay_s": round(delay, 3), "error": str(exc)})
+                metrics.BATCH_RETRIES.labels(self._label).inc()
+                attempt += 1
+                await trio.sleep(delay)
+            except DatabaseError as exc:
+                if one_by_one or not batch.events:
+                    raise  # not an event's fault (a bug or a broken schema): stop loudly
+                metrics.DB_ERRORS.labels(self._label, "refused").inc()
+                LOGGER.error("batch refused by postgres, writing it event by event",
+                             extra={"error": str(exc), "events": len(batch.events)})
+                one_by_one = True
+        self._breaker.record_success()
+        self._committed(batch, refused, time.perf_counter() - started)
+
+    def _committed(self, batch: Batch, refused: list[tuple[Event, str]], seconds: float) -> None:
+        label = self._label
+        if batch.cursor is not None:
+            self.committed_cursor = max(batch.cursor, self.committed_cursor or batch.cursor)
+            metrics.COMMITTED_CURSOR.labels(label).set(self.committed_cursor)
+        metrics.BATCH_SIZE.labels(label).observe(batch.size)
+        metrics.BATCH_FLUSH_SECONDS.labels(label).observe(seconds)
+        for (collection, operation), count in batch.received.items():
+            metrics.EVENTS_RECEIVED.labels(label, collection, operation).inc(count)
+        applied = batch.applied
+        if refused:
+            applied = applied.copy()
+            for event, _detail in refused:
+                applied[event_labels(event, _HANDLED)] -= 1
+                metrics.EVENTS_REJECTED.labels(label, RejectReason.DATABASE_ERROR.value).inc()
+        for (collection, operation), count in applied.items():
+            if count > 0:
+                metrics.EVENTS_APPLIED.labels(label, collection, operation).inc(count)
+        for reason, count in batch.skipped.items():
+            metrics.EVENTS_SKIPPED.labels(label, reason).inc(count)
+        for reason, count in batch.rejected.items():
+            metrics.EVENTS_REJECTED.labels(label, reason).inc(count)
+        if self._on_commit is not None:
+            self._on_commit(batch)
+
+
+def rows_by_table(ops: Iterable[RowOp]) -> dict[Table, list[tuple[Any, ...]]]:
+    """Group RowOps per table (used by redrive and tests)."""
+    rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
+    for table, row in ops:
+        rows[table].append(row)
+    return rows
