@@ -19,14 +19,15 @@ from typing import Any, Final
 
 import trio
 
-from .errors import RejectedEvent
+from .errors import RejectedEvent, RejectReason
 from .events import COMMIT, Event
 from .tables import RowOp, Table
 
 __all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
 
-# How much of a rejected frame we keep: enough to diagnose, small enough that a flood of
-# oversize frames cannot fill the database.
+# How much of an oversize frame we keep: enough to diagnose, small enough that a flood of them
+# cannot fill the database. Other rejects are under the 4 MiB event cap and kept whole, so
+# `coves redrive` can re-read them.
 REJECT_RAW_CAP_BYTES: Final = 64 * 1024
 
 
@@ -43,6 +44,8 @@ class Batch:
         first_time_us, last_time_us: event times, for lag.
         size: events added (applied, skipped or rejected).
         received, applied: counts per (collection, operation); skipped and rejected per reason.
+        deadline: when the flusher ships it at the latest (trio clock).
+        resolved_rejects: ingest_rejects ids this batch applies (redrive deletes them on commit).
     """
 
     source: str
@@ -58,6 +61,7 @@ class Batch:
     skipped: Counter[str] = dataclasses.field(default_factory=Counter)
     rejected: Counter[str] = dataclasses.field(default_factory=Counter)
     deadline: float = math.inf
+    resolved_rejects: list[int] = dataclasses.field(default_factory=list)  # redrive: ids to delete
 
     def row_count(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
@@ -77,7 +81,8 @@ def reject_row(source: str, rejected: RejectedEvent, raw: bytes, event: Event | 
     return (fingerprint, rejected.reason.value, rejected.detail[:1000], source,
             event.did if event else None, event.collection or None if event else None,
             event.rkey or None if event else None, event.rev or None if event else None,
-            event.time_us if event else None, cursor, raw[:REJECT_RAW_CAP_BYTES], len(raw))
+            event.time_us if event else None, cursor,
+            raw[:REJECT_RAW_CAP_BYTES] if rejected.reason is RejectReason.OVERSIZE else raw, len(raw))
 
 
 class Batcher:

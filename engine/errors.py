@@ -58,6 +58,7 @@ class RejectReason(enum.StrEnum):
     IMMUTABLE_FIELD = "immutable_field"  # an update tried to change a field that cannot change
     UNVERIFIED_HOST = "unverified_host"  # a community's hostedBy failed did:web verification
     DATABASE_ERROR = "database_error"  # Postgres refused this event's rows (a bug or a data edge)
+    HANDLER_ERROR = "handler_error"  # a record handler crashed on this input (a bug; see the log)
 
 
 class RejectedEvent(EngineError):

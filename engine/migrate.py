@@ -112,5 +112,5 @@ async def apply_migrations(db: Database, sql_dir: Path = SQL_DIR) -> list[Migrat
     functions = [(p.name, p.read_text()) for p in sorted((sql_dir / "functions").glob("*.sql"))]
     done = await db.run(_apply, migrations, functions)
     for migration in done:
-        LOGGER.info("migration applied", extra={"version": migration.version, "name": migration.name})
+        LOGGER.info("migration applied", extra={"version": migration.version, "migration": migration.name})
     return done

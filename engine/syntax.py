@@ -12,7 +12,7 @@ from typing import Final
 
 __all__ = [
     "is_at_uri", "is_cid", "is_datetime", "is_did", "is_handle", "is_nsid", "is_rkey", "is_tid",
-    "parse_datetime", "split_at_uri",
+    "make_tid", "parse_datetime", "split_at_uri",
 ]
 
 # did:method:identifier — method lower-case letters; identifier of [a-zA-Z0-9._:%-], not ending
@@ -110,3 +110,16 @@ def is_at_uri(value: object) -> bool:
     if len(parts) >= 2 and not is_nsid(parts[1]):
         return False
     return len(parts) < 3 or is_rkey(parts[2])
+
+
+_B32_SORTABLE: Final = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def make_tid(time_us: int, clock_id: int = 0) -> str:
+    """The TID for a microsecond timestamp and a 10-bit clock id (what a PDS uses as `rev`)."""
+    value = ((time_us & ((1 << 53) - 1)) << 10) | (clock_id & 0x3FF)
+    chars = []
+    for _ in range(13):
+        chars.append(_B32_SORTABLE[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

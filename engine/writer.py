@@ -51,26 +51,26 @@ class _Handled:
 
 _HANDLED: Final = _Handled()
 _REJECT_COLUMNS: Final = ("fingerprint", "reason", "detail", "source", "did", "collection", "rkey",
-                          "rev", "time_us", "cursor", "raw", "raw_size")
+                          "rev", "time_us", "cursor", "raw", "raw_size", "seen_count")
 _STAGE_REJECTS_DDL: Final = """
     CREATE TEMP TABLE IF NOT EXISTS stage_ingest_rejects (
         fingerprint bytea, reason text, detail text, source text, did text, collection text,
-        rkey text, rev text, time_us bigint, cursor bigint, raw bytea, raw_size integer
+        rkey text, rev text, time_us bigint, cursor bigint, raw bytea, raw_size integer,
+        seen_count integer
     ) ON COMMIT DELETE ROWS"""
+# Staged rows are unique per fingerprint (collapsed in Python), in arrival order.
 _MERGE_REJECTS: Final = f"""
     INSERT INTO ingest_rejects ({', '.join(_REJECT_COLUMNS)})
-    SELECT DISTINCT ON (fingerprint) {', '.join(_REJECT_COLUMNS)} FROM stage_ingest_rejects
+    SELECT {', '.join(_REJECT_COLUMNS)} FROM stage_ingest_rejects
     ON CONFLICT (fingerprint) DO UPDATE
-       SET seen_count = ingest_rejects.seen_count + 1, last_seen_at = now()"""
+       SET seen_count = ingest_rejects.seen_count + EXCLUDED.seen_count, last_seen_at = now()"""
 # The cursor never moves back: a replay of older events (rewind, redrive) keeps the stored one.
 _UPSERT_CURSOR: Final = """
     INSERT INTO ingest_cursors (source, cursor, event_time_us, updated_at)
     VALUES ($1, $2, $3, now())
     ON CONFLICT (source) DO UPDATE
-       SET cursor = GREATEST(ingest_cursors.cursor, EXCLUDED.cursor),
-           event_time_us = CASE WHEN EXCLUDED.cursor >= ingest_cursors.cursor
-                                THEN EXCLUDED.event_time_us ELSE ingest_cursors.event_time_us END,
-           updated_at = now()"""
+       SET cursor = EXCLUDED.cursor, event_time_us = EXCLUDED.event_time_us, updated_at = now()
+     WHERE ingest_cursors.cursor < EXCLUDED.cursor"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +126,26 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
 async def _finish(connection: asyncpg.Connection, batch: Batch,
                   rejects: list[tuple[Any, ...]]) -> None:
     if rejects:
-        await connection.copy_records_to_table("stage_ingest_rejects", records=rejects,
+        await connection.copy_records_to_table("stage_ingest_rejects", records=_collapse(rejects),
                                                columns=_REJECT_COLUMNS)
         await connection.execute(_MERGE_REJECTS)
+    if batch.resolved_rejects:
+        await connection.execute("DELETE FROM ingest_rejects WHERE id = ANY($1::bigint[])",
+                                 batch.resolved_rejects)
     if batch.cursor is not None:
         await connection.execute(_UPSERT_CURSOR, batch.source, batch.cursor, batch.last_time_us)
+
+
+def _collapse(rejects: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One row per fingerprint, first-seen order, with how many times it was seen."""
+    seen: dict[bytes, list[Any]] = {}
+    for row in rejects:
+        entry = seen.get(row[0])
+        if entry is None:
+            seen[row[0]] = [row, 1]
+        else:
+            entry[1] += 1
+    return [row + (count,) for row, count in seen.values()]
 
 
 async def _write_batch(connection: asyncpg.Connection, plan: WritePlan, batch: Batch) -> None:

@@ -25,7 +25,7 @@ CREATE TABLE ingest_rejects (
     rev           text,
     time_us       bigint,
     cursor        bigint,
-    raw           bytea NOT NULL,            -- the frame, cut at 64 KiB
+    raw           bytea NOT NULL,            -- the frame (oversize ones cut at 64 KiB)
     raw_size      integer NOT NULL,
     seen_count    integer NOT NULL DEFAULT 1,
     first_seen_at timestamptz NOT NULL DEFAULT now(),

@@ -26,9 +26,9 @@ TABLE: Final = Table(
         Column("rkey", "text"),
         Column("rev", 'text COLLATE "C"'),
         Column("cid", "text"),
-        Column("subject", "text", keep_on_delete=True),
+        Column("subject", "text"),
         Column("content_visibility", "smallint"),
-        Column("created_at", "timestamptz", keep_on_delete=True),
+        Column("created_at", "timestamptz"),
     ),
     tracked=("subject",),
 )

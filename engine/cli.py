@@ -1,0 +1,99 @@
+"""The `coves` command: parse arguments and settings, then run one command under Trio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from . import service
+from .config import Config, add_setting_flags, load_config
+from .errors import ConfigError, DatabaseError, MigrationError
+from .logs import configure_logging
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+Coves AppView: indexes the Coves forum's records from the AT Protocol firehose into Postgres.
+
+Every setting is an environment variable with a matching flag (flags win). Without DATABASE_URL
+an embedded Postgres runs in COVES_DATA_DIR."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    add_setting_flags(common)
+    parser = argparse.ArgumentParser(prog="coves", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="run everything (engine + metrics)",
+                        description="Read Jetstream (JETSTREAM_URL) into Postgres and serve metrics, "
+                                    "until SIGTERM/SIGINT (which drains the current batch).")
+    commands.add_parser("engine", parents=[common], help="run the firehose engine only",
+                        description="Read Jetstream into Postgres and serve /metrics.")
+    commands.add_parser("migrate", parents=[common], help="apply pending database migrations")
+    replay = commands.add_parser(
+        "replay", parents=[common], help="apply a Jetstream JSONL file (optionally .zst)",
+        description="Apply every event of a Jetstream v1 JSONL file, as the live engine would. "
+                    "Safe to repeat: re-applying changes nothing.")
+    replay.add_argument("file", type=Path, help="JSONL file, one Jetstream event per line")
+    replay.add_argument("--resume", action="store_true",
+                        help="continue after the last line a previous replay of this file committed")
+    redrive = commands.add_parser(
+        "redrive", parents=[common], help="retry stored rejects (after a fix)",
+        description="Decode and handle each stored reject again; apply and delete those that "
+                    "now pass, keep the others with their new reason.")
+    redrive.add_argument("--reason", help="only rejects with this reason (e.g. invalid_record)")
+    redrive.add_argument("--limit", type=int, help="examine at most this many rejects")
+    redrive.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    commands.add_parser("check-config", parents=[common],
+                        help="print the effective configuration (secrets masked) and exit")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.command in ("run", "engine"):
+        trio.run(service.run_engine, config)
+    elif args.command == "migrate":
+        applied = trio.run(service.migrate, config)
+        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    elif args.command == "replay":
+        if not args.file.is_file():
+            print(f"coves replay: no such file: {args.file}", file=sys.stderr)
+            return 2
+        cursor = trio.run(lambda: service.replay(config, args.file, resume=args.resume))
+        print(f"replayed {args.file} up to line {cursor}")
+    elif args.command == "redrive":
+        report = trio.run(lambda: service.run_redrive(config, reason=args.reason, limit=args.limit,
+                                                      dry_run=args.dry_run))
+        print(("dry run: " if args.dry_run else "") + str(report))
+    elif args.command == "check-config":
+        width = max(len(name) for name, _ in config.describe())
+        for name, value in config.describe():
+            print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `coves` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"coves: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level, config.log_format, production=config.production)
+    try:
+        return _run(args, config)
+    except (MigrationError, DatabaseError) as exc:
+        print(f"coves {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Router: the sink every source delivers to — event → record handler → batcher.
+
+Runs in the source's task, synchronously per event; it awaits only when the batch is full
+(backpressure from the writer).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from .batcher import Batcher
+from .errors import RejectedEvent, RejectReason
+from .events import COMMIT, Event
+from .records import Registry
+
+__all__ = ["Router", "SKIP_UNHANDLED_KIND", "SKIP_UNWANTED_COLLECTION"]
+
+LOGGER = logging.getLogger(__name__)
+SKIP_UNWANTED_COLLECTION: Final = "unwanted_collection"  # a collection we do not index
+SKIP_UNHANDLED_KIND: Final = "unhandled_kind"  # identity/account with no handler registered
+SKIP_NO_ROWS: Final = "no_rows"  # the handler had nothing to store
+
+
+class Router:
+    """Delivers events to their handlers and the results to the batcher.
+
+    Args:
+        registry: the handlers.
+        batcher: where rows, skips and rejects go.
+        label: source label for metrics.
+    """
+
+    def __init__(self, registry: Registry, batcher: Batcher, *, label: str) -> None:
+        self._commits = registry.commits
+        self._kinds = registry.kinds
+        self._batcher = batcher
+        self._label = label
+
+    async def event(self, event: Event) -> None:
+        """Handle one event.
+
+        Error handling: RejectedEvent becomes a reject. Any other exception from a handler is a
+        bug meeting odd input: it is logged, counted and stored as a `handler_error` reject, so
+        one bad event cannot stop ingestion or vanish.
+        """
+        batcher = self._batcher
+        if event.kind == COMMIT:
+            handler = self._commits.get(event.collection)
+            skip = SKIP_UNWANTED_COLLECTION
+        else:
+            handler = self._kinds.get(event.kind)
+            skip = SKIP_UNHANDLED_KIND
+        if handler is None:
+            batcher.add_skip(event, skip)
+        else:
+            try:
+                ops = handler(event)
+            except RejectedEvent as rejected:
+                batcher.add_reject(rejected, event.raw, event, event.cursor)
+            except Exception as exc:  # supervisor boundary: see docstring
+                LOGGER.exception("record handler failed", extra={
+                    "did": event.did, "collection": event.collection, "rkey": event.rkey})
+                rejected = RejectedEvent(RejectReason.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
+                batcher.add_reject(rejected, event.raw, event, event.cursor)
+            else:
+                if ops:
+                    batcher.add(event, ops)
+                else:
+                    batcher.add_skip(event, SKIP_NO_ROWS)
+        if batcher.full:
+            await batcher.wait_until_taken()
+
+    async def reject(self, rejected: RejectedEvent, raw: bytes, cursor: int | None,
+                     event: Event | None = None) -> None:
+        """Store input the source could not even decode."""
+        self._batcher.add_reject(rejected, raw, event, cursor)
+        if self._batcher.full:
+            await self._batcher.wait_until_taken()

@@ -1,0 +1,112 @@
+"""The nursery tree of each command. Every long-lived task of the program starts here.
+
+    coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
+                         nursery{ metrics server, ingest(Jetstream), signal watcher }
+    coves replay FILE:   same, ingest(ReplaySource) until end of file
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from .config import Config
+from .db import open_bridge, open_database
+from .embedded_pg import open_embedded_postgres
+from .migrate import apply_migrations
+from .pipeline import IngestSettings, open_writer_database, run_ingest
+from .redrive import RedriveReport, redrive
+from .sources import Source
+from .sources.jetstream import JetstreamSource
+from .sources.replay import ReplaySource
+
+__all__ = ["migrate", "open_postgres", "replay", "run_engine", "run_redrive"]
+
+LOGGER = logging.getLogger(__name__)
+# After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
+# takes longer than this (e.g. the database is gone), everything is cancelled.
+SHUTDOWN_GRACE_S: Final = 15.0
+
+
+@asynccontextmanager
+async def open_postgres(config: Config) -> AsyncIterator[str]:
+    """Yield the database URL: DATABASE_URL, or an embedded server started in COVES_DATA_DIR."""
+    if config.database_url:
+        yield config.database_url
+        return
+    async with open_embedded_postgres(config.data_dir) as url:
+        yield url
+
+
+@asynccontextmanager
+async def _open_migrated(config: Config) -> AsyncIterator[str]:
+    async with open_postgres(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-migrate") as db:
+            await apply_migrations(db)
+        yield url
+
+
+async def _watch_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
+    """First SIGTERM/SIGINT: drain. A second one, or the grace period running out: cancel."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if stop.is_set():
+                LOGGER.warning("second signal: stopping now")
+                scope.cancel()
+                return
+            LOGGER.info("%s received: draining", signal.Signals(signum).name)
+            stop.set()
+            scope.deadline = trio.current_time() + SHUTDOWN_GRACE_S
+
+
+async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool) -> int | None:
+    from .metrics_server import serve_metrics
+
+    result: int | None = None
+    async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
+        stop = trio.Event()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, stop, scope)
+                if metrics and config.metrics_port:
+                    await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
+                result = await run_ingest(db, source, settings=IngestSettings.from_config(config),
+                                          stop=stop, resume=resume)
+                nursery.cancel_scope.cancel()
+    return result
+
+
+async def run_engine(config: Config) -> None:
+    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal."""
+    source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
+                             dictionary=config.jetstream_zstd_dictionary,
+                             idle_timeout_s=config.jetstream_idle_timeout_s,
+                             rewind_s=config.jetstream_rewind_s)
+    await _run_source(config, source, resume=True, metrics=True)
+
+
+async def replay(config: Config, path: Path, *, resume: bool = False) -> int | None:
+    """`coves replay FILE`: apply a Jetstream JSONL file; return the last committed line."""
+    return await _run_source(config, ReplaySource(path), resume=resume, metrics=False)
+
+
+async def migrate(config: Config) -> list[str]:
+    """`coves migrate`: apply pending migrations; return their names."""
+    async with open_bridge(), open_postgres(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-migrate") as db:
+            done = await apply_migrations(db)
+    return [f"{m.version:04d}_{m.name}" for m in done]
+
+
+async def run_redrive(config: Config, *, reason: str | None, limit: int | None,
+                      dry_run: bool) -> RedriveReport:
+    """`coves redrive`: retry stored rejects."""
+    async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
+        return await redrive(db, reason=reason, limit=limit, dry_run=dry_run)
+

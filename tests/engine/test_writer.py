@@ -1,0 +1,128 @@
+"""The writer's merge semantics on a real Postgres: rev gate, tombstones, recounts, rejects, cursor."""
+
+from __future__ import annotations
+
+from engine.db import Database
+from tests import factories as f
+from tests.helpers import ingest, table
+
+C1, C2 = f.did("community1"), f.did("community2")
+U1, U2 = f.did("user1"), f.did("user2")
+
+
+async def communities(db: Database) -> dict[str, dict]:
+    rows = await table(db, "SELECT did, name, rev, deleted_at IS NOT NULL AS deleted, "
+                           "subscriber_count FROM communities")
+    return {row["did"]: row for row in rows}
+
+
+async def test_create_then_update_keeps_newest(writer_db: Database) -> None:
+    r1, r2 = f.tid(1), f.tid(2)
+    await ingest(writer_db, [f.profile(C1, name="old", rev=r1),
+                             f.profile(C1, name="new", rev=r2, operation="update")])
+    assert (await communities(writer_db))[C1]["name"] == "new"
+
+
+async def test_older_update_arriving_late_is_ignored(writer_db: Database) -> None:
+    r1, r2 = f.tid(1), f.tid(2)
+    await ingest(writer_db, [f.profile(C1, name="new", rev=r2, operation="update")])
+    await ingest(writer_db, [f.profile(C1, name="old", rev=r1)])
+    row = (await communities(writer_db))[C1]
+    assert (row["name"], row["rev"]) == ("new", r2)
+
+
+async def test_duplicates_in_one_batch_collapse_to_newest(writer_db: Database) -> None:
+    r1, r2 = f.tid(1), f.tid(2)
+    frames = [f.profile(C1, name="b", rev=r2), f.profile(C1, name="a", rev=r1),
+              f.profile(C1, name="b", rev=r2)]
+    await ingest(writer_db, frames)
+    assert (await communities(writer_db))[C1]["name"] == "b"
+
+
+async def test_delete_leaves_tombstone_that_blocks_older_create(writer_db: Database) -> None:
+    r1, r2 = f.tid(1), f.tid(2)
+    await ingest(writer_db, [f.profile(C1, rev=r2, operation="delete")])
+    await ingest(writer_db, [f.profile(C1, name="zombie", rev=r1)])
+    row = (await communities(writer_db))[C1]
+    assert row["deleted"] and row["name"] is None and row["rev"] == r2
+
+
+async def test_newer_create_resurrects_tombstone(writer_db: Database) -> None:
+    r1, r2, r3 = f.tid(1), f.tid(2), f.tid(3)
+    await ingest(writer_db, [f.profile(C1, name="a", rev=r1), f.profile(C1, rev=r2, operation="delete")])
+    await ingest(writer_db, [f.profile(C1, name="again", rev=r3)])
+    row = (await communities(writer_db))[C1]
+    assert not row["deleted"] and row["name"] == "again"
+
+
+async def test_subscriptions_before_community_are_counted(writer_db: Database) -> None:
+    await ingest(writer_db, [f.subscription(U1, f.tid(), C1), f.subscription(U2, f.tid(), C1)])
+    assert await communities(writer_db) == {}
+    await ingest(writer_db, [f.profile(C1)])
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 2
+
+
+async def test_subscriber_count_follows_delete_and_recreate(writer_db: Database) -> None:
+    rkey = f.tid()
+    r1, r2, r3 = f.tid(10), f.tid(11), f.tid(12)
+    await ingest(writer_db, [f.profile(C1), f.subscription(U1, rkey, C1, rev=r1)])
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 1
+    await ingest(writer_db, [f.subscription(U1, rkey, C1, rev=r2, operation="delete")])
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 0
+    await ingest(writer_db, [f.subscription(U1, rkey, C1, rev=r3)])
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 1
+
+
+async def test_subscription_moved_to_other_community_recounts_both(writer_db: Database) -> None:
+    rkey = f.tid()
+    await ingest(writer_db, [f.profile(C1), f.profile(C2), f.subscription(U1, rkey, C1, rev=f.tid(1))])
+    await ingest(writer_db, [f.subscription(U1, rkey, C2, rev=f.tid(2), operation="update")])
+    rows = await communities(writer_db)
+    assert (rows[C1]["subscriber_count"], rows[C2]["subscriber_count"]) == (0, 1)
+
+
+async def test_two_records_of_one_user_count_once(writer_db: Database) -> None:
+    await ingest(writer_db, [f.profile(C1), f.subscription(U1, f.tid(), C1),
+                             f.subscription(U1, f.tid(), C1)])
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 1
+
+
+async def test_rejects_are_stored_once_with_reason(writer_db: Database) -> None:
+    bad = [b"{not json", f.subscription(U1, f.tid(), "not-a-did"), f.profile(C1, name=None)]
+    await ingest(writer_db, bad + bad)
+    rows = await table(writer_db, "SELECT reason, detail, seen_count, did FROM ingest_rejects ORDER BY id")
+    assert [(r["reason"], r["seen_count"]) for r in rows] == [
+        ("invalid_json", 2), ("invalid_record", 2), ("invalid_record", 2)]
+    assert rows[1]["detail"] == "subject: must be a DID" and rows[1]["did"] == U1
+    assert rows[2]["detail"] == "name: required"
+
+
+async def test_wrong_rkey_for_profile_is_rejected(writer_db: Database) -> None:
+    frame = f.commit(C1, f.PROFILE, "notself", record={"name": "x"})
+    await ingest(writer_db, [frame])
+    assert await writer_db.fetchval("SELECT reason FROM ingest_rejects") == "invalid_rkey"
+
+
+async def test_row_postgres_refuses_becomes_reject_and_rest_commits(writer_db: Database) -> None:
+    # Postgres text cannot hold U+0000: the batch fails, the writer retries event by event.
+    frames = [f.profile(C1, name="fine"), f.profile(C2, name="nul\u0000here"),
+              f.subscription(U1, f.tid(), C1)]
+    await ingest(writer_db, frames)
+    rows = await communities(writer_db)
+    assert set(rows) == {C1} and rows[C1]["subscriber_count"] == 1
+    reject = await table(writer_db, "SELECT reason, did, detail FROM ingest_rejects")
+    assert reject[0]["reason"] == "database_error" and reject[0]["did"] == C2
+
+
+async def test_cursor_is_committed_and_never_moves_back(writer_db: Database) -> None:
+    frames = [f.profile(C1), f.profile(C2)]
+    await ingest(writer_db, frames, name="src")
+    assert await writer_db.fetchval("SELECT cursor FROM ingest_cursors WHERE source = 'src'") == 2
+    await ingest(writer_db, frames[:1], name="src")
+    assert await writer_db.fetchval("SELECT cursor FROM ingest_cursors WHERE source = 'src'") == 2
+
+
+async def test_unknown_collections_are_skipped_not_rejected(writer_db: Database) -> None:
+    frames = [f.commit(U1, "app.bsky.feed.like", f.tid(), record={"x": 1}), f.identity(U1)]
+    assert await ingest(writer_db, frames, name="src") == 2
+    assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 0

@@ -1,0 +1,44 @@
+"""Test helpers: an in-memory source and a one-call ingest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engine.db import Database
+from engine.decode import decode_jetstream
+from engine.errors import RejectedEvent
+from engine.pipeline import IngestSettings, run_ingest
+from engine.sources import Sink
+
+
+class MemorySource:
+    """Delivers a list of Jetstream frames; cursor = 1-based index (like a replay file)."""
+
+    label = "replay"
+
+    def __init__(self, frames: Sequence[bytes], name: str = "memory") -> None:
+        self.frames = list(frames)
+        self.name = name
+
+    async def run(self, start: int | None, sink: Sink) -> None:
+        for number, frame in enumerate(self.frames, start=1):
+            if start is not None and number <= start:
+                continue
+            try:
+                event = decode_jetstream(frame, cursor=number)
+            except RejectedEvent as rejected:
+                await sink.reject(rejected, frame, number)
+                continue
+            await sink.event(event)
+
+
+async def ingest(db: Database, frames: Sequence[bytes], *, batch_size: int = 1000,
+                 name: str = "memory", **kwargs: Any) -> int | None:
+    """Run frames through the real pipeline (router, batcher, writer) into `db`."""
+    settings = IngestSettings(batch_max_size=batch_size, batch_max_latency_s=0.05)
+    return await run_ingest(db, MemorySource(frames, name), settings=settings, resume=False, **kwargs)
+
+
+async def table(db: Database, sql: str, *args: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in await db.fetch(sql, *args)]
