@@ -64,8 +64,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         if not args.file.is_file():
             print(f"coves replay: no such file: {args.file}", file=sys.stderr)
             return 2
-        cursor = trio.run(lambda: service.replay(config, args.file, resume=args.resume))
-        print(f"replayed {args.file} up to line {cursor}")
+        totals = trio.run(lambda: service.replay(config, args.file, resume=args.resume))
+        print(f"replayed {args.file} up to line {totals.cursor}: {totals}")
     elif args.command == "redrive":
         report = trio.run(lambda: service.run_redrive(config, reason=args.reason, limit=args.limit,
                                                       dry_run=args.dry_run))

@@ -147,9 +147,28 @@ async def open_bridge() -> AsyncIterator[None]:
     """Open the trio-asyncio loop that every Database of this program runs on.
 
     Open it once, near the root of the task tree; databases opened inside it share it.
+
+    Error handling: the loop runs in a nursery, which would wrap an error raised in the body in
+    an ExceptionGroup; a group holding a single error is unwrapped so the bridge stays
+    transparent to callers (`except MigrationError` works as written).
     """
-    async with trio_asyncio.open_loop():
-        yield
+    try:
+        async with trio_asyncio.open_loop():
+            yield
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from leaf.__cause__  # keep its own cause, drop the group as context
+
+
+def _only_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 @asynccontextmanager

@@ -60,7 +60,7 @@ def load_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 
 async def _apply(connection: asyncpg.Connection, migrations: list[Migration],
-                 functions: list[tuple[str, str]]) -> list[Migration]:
+                 functions: list[tuple[str, str]], sql_dir: Path) -> list[Migration]:
     await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await connection.execute("""
@@ -76,7 +76,7 @@ async def _apply(connection: asyncpg.Connection, migrations: list[Migration],
         for version, row in applied.items():
             if version not in known:
                 raise MigrationError(f"migration {version:04d}_{row['name']} is applied but its file "
-                                     f"is missing from {SQL_DIR}")
+                                     f"is missing from {sql_dir}")
         done = []
         for migration in migrations:
             row = applied.get(migration.version)
@@ -110,7 +110,7 @@ async def apply_migrations(db: Database, sql_dir: Path = SQL_DIR) -> list[Migrat
     """
     migrations = load_migrations(sql_dir)
     functions = [(p.name, p.read_text()) for p in sorted((sql_dir / "functions").glob("*.sql"))]
-    done = await db.run(_apply, migrations, functions)
+    done = await db.run(_apply, migrations, functions, sql_dir)
     for migration in done:
         LOGGER.info("migration applied", extra={"version": migration.version, "migration": migration.name})
     return done

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Final
 
 import trio
 
+from .batcher import Batch
 from .config import Config
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
@@ -65,10 +68,35 @@ async def _watch_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
             scope.deadline = trio.current_time() + SHUTDOWN_GRACE_S
 
 
-async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool) -> int | None:
+@dataclasses.dataclass
+class IngestTotals:
+    """What a run committed, summed over its batches (printed by `coves replay`)."""
+
+    events: int = 0
+    applied: int = 0
+    skipped: Counter[str] = dataclasses.field(default_factory=Counter)
+    rejected: Counter[str] = dataclasses.field(default_factory=Counter)
+    cursor: int | None = None
+
+    def add(self, batch: Batch) -> None:
+        self.events += batch.size
+        self.applied += sum(batch.applied.values())
+        self.skipped.update(batch.skipped)
+        self.rejected.update(batch.rejected)
+
+    def __str__(self) -> str:
+        def detail(counts: Counter[str]) -> str:
+            return f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else ""
+
+        return (f"{self.events} events: {self.applied} applied, {sum(self.skipped.values())} "
+                f"skipped{detail(self.skipped)}, {sum(self.rejected.values())} "
+                f"rejected{detail(self.rejected)}")
+
+
+async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool) -> IngestTotals:
     from .metrics_server import serve_metrics
 
-    result: int | None = None
+    totals = IngestTotals()
     async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
         stop = trio.Event()
         with trio.CancelScope() as scope:
@@ -76,10 +104,11 @@ async def _run_source(config: Config, source: Source, *, resume: bool, metrics: 
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
-                result = await run_ingest(db, source, settings=IngestSettings.from_config(config),
-                                          stop=stop, resume=resume)
+                totals.cursor = await run_ingest(
+                    db, source, settings=IngestSettings.from_config(config), stop=stop,
+                    resume=resume, on_commit=totals.add)
                 nursery.cancel_scope.cancel()
-    return result
+    return totals
 
 
 async def run_engine(config: Config) -> None:
@@ -91,8 +120,8 @@ async def run_engine(config: Config) -> None:
     await _run_source(config, source, resume=True, metrics=True)
 
 
-async def replay(config: Config, path: Path, *, resume: bool = False) -> int | None:
-    """`coves replay FILE`: apply a Jetstream JSONL file; return the last committed line."""
+async def replay(config: Config, path: Path, *, resume: bool = False) -> IngestTotals:
+    """`coves replay FILE`: apply a Jetstream JSONL file; return what was committed."""
     return await _run_source(config, ReplaySource(path), resume=resume, metrics=False)
 
 

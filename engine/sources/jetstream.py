@@ -68,6 +68,11 @@ def _failure(exc: BaseException) -> tuple[str, str] | None:
                         trio.TooSlowError)):
         return "timeout", type(exc).__name__
     if isinstance(exc, trio_websocket.HandshakeError):
+        # trio-websocket reports a refused or unresolvable address as a HandshakeError caused
+        # by the OSError; name the real cause.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            return "unreachable", str(cause) or type(cause).__name__
         return "handshake", str(exc) or type(exc).__name__
     if isinstance(exc, (OSError, trio.BrokenResourceError)):
         return "unreachable", str(exc) or type(exc).__name__

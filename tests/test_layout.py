@@ -1,0 +1,27 @@
+"""Structural rules: asyncio stays behind engine/db.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BRIDGE = ROOT / "engine" / "db.py"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_bridge_imports_asyncio() -> None:
+    offenders = [str(path.relative_to(ROOT)) for folder in ("engine", "api")
+                 for path in sorted((ROOT / folder).rglob("*.py"))
+                 if path != BRIDGE and imported_modules(path) & {"asyncio", "trio_asyncio"}]
+    assert offenders == []
