@@ -3,101 +3,13 @@ batches — ends in the state of the clean in-order run, computed here by an ind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.db import Database, open_bridge
+from engine.db import open_bridge
 from engine.pipeline import open_writer_database
-from tests import factories as f
-from tests.helpers import ingest, table
-
-COMMUNITIES = [f.did(f"c{i}") for i in range(3)]
-USERS = [f.did(f"u{i}") for i in range(3)]
-SUB_RKEYS = [f.tid(10_000 + i) for i in range(2)]
-OPERATIONS = st.sampled_from(["create", "update", "delete"])
-
-
-@dataclass(frozen=True)
-class Op:
-    """One event of the clean history; `rev` increases along the history."""
-
-    kind: str  # "profile" | "subscription"
-    repo: str
-    rkey: str
-    operation: str
-    rev: str
-    name: str | None = None
-    subject: str | None = None
-    visibility: int | None = None
-
-    def frame(self) -> bytes:
-        if self.kind == "profile":
-            return f.profile(self.repo, name=self.name or "n", rev=self.rev, operation=self.operation)
-        extra = {} if self.visibility is None else {"contentVisibility": self.visibility}
-        return f.subscription(self.repo, self.rkey, self.subject or COMMUNITIES[0], rev=self.rev,
-                              operation=self.operation, **extra)
-
-
-@st.composite
-def histories(draw: Any) -> list[Op]:
-    steps = draw(st.lists(st.tuples(
-        st.booleans(), st.integers(0, 2), st.integers(0, 1), OPERATIONS,
-        st.sampled_from(["alpha", "beta", "gamma"]), st.integers(0, 2),
-        st.one_of(st.none(), st.integers(1, 5))), min_size=1, max_size=25))
-    ops = []
-    for position, (is_profile, who, rkey, operation, name, subject, visibility) in enumerate(steps):
-        rev = f.tid(position + 1)
-        if is_profile:
-            ops.append(Op("profile", COMMUNITIES[who], "self", operation, rev, name=name))
-        else:
-            ops.append(Op("subscription", USERS[who], SUB_RKEYS[rkey], operation, rev,
-                          subject=COMMUNITIES[subject], visibility=visibility))
-    return ops
-
-
-@st.composite
-def deliveries(draw: Any) -> tuple[list[Op], list[list[Op]]]:
-    """A history, and that history delivered: duplicated, shuffled, cut into runs of the engine."""
-    history = draw(histories())
-    extra = draw(st.lists(st.sampled_from(history), max_size=len(history)))
-    stream = draw(st.permutations(history + extra))
-    cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=3)))
-    runs = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
-    return history, [run for run in runs if run]
-
-
-def model(history: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The clean in-order run: each record ends as its last event left it."""
-    last: dict[tuple[str, str, str], Op] = {}
-    for op in history:
-        last[(op.kind, op.repo, op.rkey)] = op
-    communities: dict[str, Any] = {}
-    subscriptions: dict[str, Any] = {}
-    for (kind, repo, rkey), op in last.items():
-        deleted = op.operation == "delete"
-        if kind == "profile":
-            communities[repo] = {"rev": op.rev, "deleted": deleted,
-                                 "name": None if deleted else op.name}
-        else:
-            subscriptions[f"at://{repo}/{f.SUBSCRIPTION}/{rkey}"] = {
-                "rev": op.rev, "deleted": deleted, "subject": None if deleted else op.subject,
-                "content_visibility": None if deleted else (op.visibility or 3)}
-    for community, row in communities.items():
-        row["subscriber_count"] = len({uri.split("/")[2] for uri, sub in subscriptions.items()
-                                       if not sub["deleted"] and sub["subject"] == community})
-    return communities, subscriptions
-
-
-async def stored(db: Database) -> tuple[dict[str, Any], dict[str, Any]]:
-    communities = {r.pop("did"): r for r in await table(
-        db, "SELECT did, rev, deleted_at IS NOT NULL AS deleted, name, subscriber_count FROM communities")}
-    subscriptions = {r.pop("uri"): r for r in await table(
-        db, "SELECT uri, rev, deleted_at IS NOT NULL AS deleted, subject, content_visibility "
-            "FROM subscriptions")}
-    return communities, subscriptions
+from tests.helpers import ingest
+from tests.model import Op, deliveries, model, stored
 
 
 @settings(max_examples=60, deadline=None,
