@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from ..errors import RejectedEvent, RejectReason
+from .. import syntax
 from ..events import DELETE, Event
 from ..tables import Column, RowOp, Table
 from . import fields
@@ -37,24 +37,28 @@ TABLES: Final = (TABLE,)
 RECOUNTS: Final = ()
 
 
+def _handle(record: dict[str, Any]) -> str | None:
+    # Not in the lexicon, but Coves writes it; take it only when it is a well-formed handle.
+    value = record.get("handle")
+    return value.lower() if syntax.is_handle(value) else None
+
+
 def handle(event: Event) -> list[RowOp]:
-    if event.rkey != "self":
-        raise RejectedEvent(RejectReason.INVALID_RKEY, "a community profile's rkey must be 'self'")
     if event.operation == DELETE:
         return [RowOp(TABLE, fields.tombstone(TABLE, did=event.did, uri=event.uri,
                                               rkey=event.rkey, rev=event.rev))]
     record = event.record or {}
     row = (
         event.did, event.uri, event.rkey, event.rev, event.cid,
-        fields.text(record, "handle", max_bytes=253),
-        fields.text(record, "name", required=True, max_bytes=64),
-        fields.text(record, "displayName", max_bytes=1280),
-        fields.text(record, "description", max_bytes=10000),
-        fields.did(record, "createdBy", required=True),
-        fields.did(record, "hostedBy", required=True),
-        fields.text(record, "visibility", max_bytes=64) or "public",
+        _handle(record),
+        fields.text(record, "name"),
+        fields.text(record, "displayName"),
+        fields.text(record, "description"),
+        fields.text(record, "createdBy"),
+        fields.text(record, "hostedBy"),
+        fields.text(record, "visibility") or "public",
         record,
-        fields.timestamp(record, "createdAt", required=True),
+        fields.timestamp(record, "createdAt"),
         False,
     )
     return [RowOp(TABLE, row)]

@@ -48,10 +48,9 @@ def handle(event: Event) -> list[RowOp]:
     record = event.record or {}
     row = (
         event.uri, event.did, event.rkey, event.rev, event.cid,
-        fields.did(record, "subject", required=True),
-        fields.integer(record, "contentVisibility", minimum=1, maximum=5,
-                       default=DEFAULT_CONTENT_VISIBILITY),
-        fields.timestamp(record, "createdAt", required=True),
+        fields.text(record, "subject"),
+        fields.integer(record, "contentVisibility", DEFAULT_CONTENT_VISIBILITY),
+        fields.timestamp(record, "createdAt"),
         False,
     )
     return [RowOp(TABLE, row)]

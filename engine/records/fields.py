@@ -1,7 +1,7 @@
-"""Reading record fields: typed getters that raise RejectedEvent naming the field and the rule.
+"""Reading fields of records the lexicon validator already accepted, into column values.
 
-Lexicon limits: `max_bytes` is the lexicon's maxLength (UTF-8 bytes), checked here; full lexicon
-validation (graphemes, nested objects, unions) is the lexicon validator's job.
+Types and limits are the validator's job (engine/lexicon.py); these only convert (datetimes),
+apply defaults, and stay safe if a handler is ever called on an unvalidated record.
 """
 
 from __future__ import annotations
@@ -13,58 +13,25 @@ from .. import syntax
 from ..errors import RejectedEvent, RejectReason
 from ..tables import Table
 
-__all__ = ["did", "integer", "invalid", "text", "timestamp", "tombstone"]
+__all__ = ["integer", "invalid", "text", "timestamp", "tombstone"]
 
 
 def invalid(field: str, rule: str) -> RejectedEvent:
     return RejectedEvent(RejectReason.INVALID_RECORD, f"{field}: {rule}")
 
 
-def text(record: dict[str, Any], name: str, *, required: bool = False,
-         max_bytes: int | None = None) -> str | None:
+def text(record: dict[str, Any], name: str) -> str | None:
     value = record.get(name)
-    if value is None:
-        if required:
-            raise invalid(name, "required")
-        return None
-    if type(value) is not str:
-        raise invalid(name, "must be a string")
-    if max_bytes is not None and len(value) * 4 > max_bytes and len(value.encode()) > max_bytes:
-        raise invalid(name, f"longer than {max_bytes} bytes")
-    return value
+    return value if type(value) is str else None
 
 
-def did(record: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+def timestamp(record: dict[str, Any], name: str) -> datetime | None:
+    return syntax.parse_datetime(record.get(name))
+
+
+def integer(record: dict[str, Any], name: str, default: int | None = None) -> int | None:
     value = record.get(name)
-    if value is None and not required:
-        return None
-    if not syntax.is_did(value):
-        raise invalid(name, "required" if value is None else "must be a DID")
-    return value  # type: ignore[no-any-return]
-
-
-def timestamp(record: dict[str, Any], name: str, *, required: bool = False) -> datetime | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            raise invalid(name, "required")
-        return None
-    parsed = syntax.parse_datetime(value)
-    if parsed is None:
-        raise invalid(name, "must be an RFC 3339 datetime")
-    return parsed
-
-
-def integer(record: dict[str, Any], name: str, *, minimum: int, maximum: int,
-            default: int | None = None) -> int | None:
-    value = record.get(name)
-    if value is None:
-        return default
-    if type(value) is not int:
-        raise invalid(name, "must be an integer")
-    if not minimum <= value <= maximum:
-        raise invalid(name, f"must be within {minimum}..{maximum}")
-    return value
+    return value if type(value) is int else default
 
 
 def tombstone(table: Table, **values: Any) -> tuple[Any, ...]:

@@ -93,8 +93,8 @@ async def test_rejects_are_stored_once_with_reason(writer_db: Database) -> None:
     rows = await table(writer_db, "SELECT reason, detail, seen_count, did FROM ingest_rejects ORDER BY id")
     assert [(r["reason"], r["seen_count"]) for r in rows] == [
         ("invalid_json", 2), ("invalid_record", 2), ("invalid_record", 2)]
-    assert rows[1]["detail"] == "subject: must be a DID" and rows[1]["did"] == U1
-    assert rows[2]["detail"] == "name: required"
+    assert rows[1]["detail"] == "subject: must be a did" and rows[1]["did"] == U1
+    assert rows[2]["detail"] == "name: must not be null"
 
 
 async def test_wrong_rkey_for_profile_is_rejected(writer_db: Database) -> None:
