@@ -38,7 +38,8 @@ class Batch:
     Attributes:
         source: cursor key of the source (e.g. "jetstream").
         rows: staged rows per table, in arrival order.
-        events: the events that produced rows (kept to retry them one by one if the batch fails).
+        events: the events that produced rows, with their rows (to retry them one by one if the
+            batch fails, and to name the event behind a refused version).
         rejects: rows for ingest_rejects.
         cursor: position of the last event added (None: no position to store).
         first_time_us, last_time_us: event times, for lag.
@@ -50,7 +51,7 @@ class Batch:
 
     source: str
     rows: dict[Table, list[tuple[Any, ...]]] = dataclasses.field(default_factory=dict)
-    events: list[Event] = dataclasses.field(default_factory=list)
+    events: list[tuple[Event, list[RowOp]]] = dataclasses.field(default_factory=list)
     rejects: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
     cursor: int | None = None
     first_time_us: int | None = None
@@ -137,7 +138,7 @@ class Batcher:
         labels = event_labels(event, self._known)
         batch.received[labels] += 1
         if ops:
-            batch.events.append(event)
+            batch.events.append((event, ops))
             rows = batch.rows
             for table, row in ops:
                 bucket = rows.get(table)

@@ -149,8 +149,7 @@ async def run_ingest(db: Database, source: Source, *, settings: IngestSettings =
     LOGGER.info("ingest starting", extra={"source": source.name, "cursor": position})
     task_status.started()
     while True:
-        writer = Writer(db, plan, handle=registry.handle, breaker=breaker, label=source.label,
-                        on_commit=committed)
+        writer = Writer(db, plan, breaker=breaker, label=source.label, on_commit=committed)
         try:
             await _run_pipeline(source, position, writer, registry, settings, stop)
             finished = True

@@ -55,7 +55,7 @@ async def redrive(db: Database, *, registry: Registry = DEFAULT_REGISTRY, reason
         dry_run: report what would happen, change nothing.
     """
     plan = WritePlan(registry.tables, registry.recounts)
-    writer = Writer(db, plan, handle=registry.handle, breaker=Breaker("database"), label="redrive")
+    writer = Writer(db, plan, breaker=Breaker("database"), label="redrive")
     report = RedriveReport()
     last_id = 0
     while limit is None or report.examined < limit:
@@ -83,7 +83,7 @@ async def redrive(db: Database, *, registry: Registry = DEFAULT_REGISTRY, reason
             batch.resolved_rejects.append(row["id"])
             batch.size += 1
             if ops:
-                batch.events.append(event)
+                batch.events.append((event, ops))
                 for table, values in ops:
                     batch.rows.setdefault(table, []).append(values)
                 report.applied += 1

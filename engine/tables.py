@@ -2,20 +2,24 @@
 
 A record handler turns an Event into RowOps: a Table and a tuple in that table's staged column
 order. The writer COPYs each table's rows into a temp staging table, then merges them into the
-real table in one statement:
+real table in one statement. The merge is what makes replays, duplicates and reordering
+harmless:
 
-  * per key, only the newest version in the batch is kept (Jetstream sends duplicates, and
+  * per key, the newest version in the batch wins (Jetstream sends duplicates, and
     `ON CONFLICT DO UPDATE` cannot touch a row twice in one statement);
-  * an existing row changes only when the incoming version is newer (`rev` compared as text in
-    the "C" collation: TIDs sort byte-wise);
-  * a delete is a row with `deleted = true`: it becomes a tombstone (`deleted_at` set, columns
-    cleared or kept as each Column says) so an older create arriving late cannot resurrect it.
+  * a stored row changes only when the incoming version is newer (`rev` compared as text in the
+    "C" collation: TIDs sort byte-wise);
+  * a delete is a row with `deleted = true`: it becomes a tombstone (`deleted_at` set, mutable
+    columns cleared) so an older create arriving late cannot resurrect the record;
+  * immutable columns (a comment's parent, a vote's subject) are set by the first live version
+    and never change: a tombstone keeps them, an older version arriving after a tombstone fills
+    them in, and a newer version that would change them is refused (the writer stores it as an
+    `immutable_field` reject). So the final row is the same whatever the arrival order.
 
-Aggregates are recounted, never incremented: each Recount names a counter column and the SQL
-expression that counts it for one subject; the writer recounts exactly the subjects a batch
-touched (old and new foreign keys of every changed row, and the subjects themselves when they
-are first inserted). All SQL text is built here once, from these constants; values are always
-bound parameters or COPY data.
+Counters are recounted, never incremented: each Recount names counter columns and the query that
+counts them for one subject; the writer recounts exactly the subjects a batch touched (old and
+new foreign keys of every changed row, and subjects first inserted in the batch). All SQL text is
+built here once, from constants; values are always bound parameters or COPY data.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Column", "Recount", "RowOp", "Table", "merge_sql", "recount_sql", "stage_ddl"]
+__all__ = ["Column", "Recount", "RowOp", "Table", "merge_sql", "reconcile_sql", "recount_sql",
+           "stage_ddl"]
 
 STAGE_PREFIX: Final = "stage_"
 
@@ -35,13 +40,12 @@ class Column:
     Attributes:
         name: column name in both the staging and the real table.
         type: SQL type.
-        keep_on_delete: a delete leaves the stored value as it is (e.g. a comment's parent, so a
-            deleted comment still sits in its thread); otherwise a delete clears it to NULL.
+        immutable: set by the first live version, kept by deletes, never changed (see module doc).
     """
 
     name: str
     type: str
-    keep_on_delete: bool = False
+    immutable: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,30 +78,48 @@ class Table:
         names = tuple(c.name for c in self.columns)
         return names + ("deleted",) if self.tombstones else names
 
+    @property
+    def immutable(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.immutable)
+
     def __post_init__(self) -> None:
         names = {c.name for c in self.columns}
         missing = (set(self.key) | {self.version} | set(self.tracked)) - names
         if missing:
             raise ValueError(f"table {self.name}: {sorted(missing)} not among its columns")
+        if set(self.key) & set(self.immutable):
+            raise ValueError(f"table {self.name}: key columns cannot be marked immutable")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Recount:
-    """A counter column kept equal to a count over source rows.
+    """Counter columns kept equal to a count over source rows.
 
     Attributes:
-        target: table holding the counter; `target_key` is its single-column key.
-        column: the counter column.
-        source: table whose rows are counted; `source_fk` is the column pointing at the target.
-        expression: SQL returning the count for the subject bound as `k.key`.
+        target: table holding the counters; `target_key` is its single-column key.
+        columns: the counter columns, in the order `query` returns them.
+        source: table whose rows are counted; `source_fk` is its column pointing at the target.
+        query: SQL returning one row (the counters, named as `columns`) for the subject bound
+            as `k.key`.
+        derived: extra `(column, expression)` pairs set with the counters; the expression may
+            use the new counters as `c.<name>` and the target row as `t` (e.g. the hot key).
+        key_contains: only keys containing this text are subjects (votes point at posts and
+            comments alike; each recount takes its own).
     """
 
     target: str
     target_key: str
-    column: str
+    columns: tuple[str, ...]
     source: str
     source_fk: str
-    expression: str
+    query: str
+    derived: tuple[tuple[str, str], ...] = ()
+    key_contains: str | None = None
+
+    def subjects(self, keys: set[str]) -> list[str]:
+        if self.key_contains is None:
+            return list(keys)
+        return [key for key in keys if self.key_contains in key]
 
 
 class RowOp(NamedTuple):
@@ -117,42 +139,62 @@ def stage_ddl(table: Table) -> str:
 
 
 def merge_sql(table: Table) -> str:
-    """The rev-gated upsert of staged rows into the real table.
+    """The rev-gated upsert of staged rows into the real table (see the module docstring).
 
-    Returns one row: `changed` (rows inserted or updated), and for each tracked column an array
-    `touched_<col>` of its distinct old and new values over the changed rows, and `merged_keys`
-    (the changed keys, when the key is a single column).
+    Returns one row: `changed` (rows inserted or updated); for each tracked column an array
+    `touched_<col>` of its distinct old and new values over the changed rows; `merged_keys` (the
+    changed keys, when the key is a single column); and `refused_keys` / `refused_columns`:
+    keys whose newer version tried to change immutable columns, with the columns' names.
     """
     key = ", ".join(table.key)
+    version = table.version
+    immutable = table.immutable
     names = [c.name for c in table.columns]
+    newer = f"t.{version} < EXCLUDED.{version}"
+
+    # incoming: the newest version per key; immutable columns from any version that has them.
+    picks = [f"max({c}) OVER same_key AS {c}" if c in immutable else c for c in table.staged_names]
+    parts = [f"incoming AS (SELECT DISTINCT ON ({key}) {', '.join(picks)} FROM {table.stage} "
+             f"WINDOW same_key AS (PARTITION BY {key}) ORDER BY {key}, {version} DESC)"]
+    prior_cols = list(dict.fromkeys([*table.key, version, *table.tracked, *immutable]))
+    if table.tracked or immutable:
+        parts.append(f"prior AS (SELECT {', '.join('t.' + c for c in prior_cols)} "
+                     f"FROM {table.name} AS t JOIN incoming USING ({key}))")
+    if immutable:
+        changes = " OR ".join(f"(p.{c} IS NOT NULL AND i.{c} IS DISTINCT FROM p.{c})" for c in immutable)
+        which = ", ".join(
+            f"CASE WHEN p.{c} IS NOT NULL AND i.{c} IS DISTINCT FROM p.{c} THEN '{c}' END"
+            for c in immutable)
+        live = "NOT i.deleted AND " if table.tombstones else ""
+        parts.append(f"refused AS (SELECT {', '.join('i.' + k for k in table.key)}, "
+                     f"concat_ws(', ', {which}) AS columns FROM incoming AS i JOIN prior AS p "
+                     f"USING ({key}) WHERE {live}p.{version} < i.{version} AND ({changes}))")
+
     insert_cols = names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
     select_cols = names + (["CASE WHEN deleted THEN now() END"] if table.tombstones else []) + ["now()"]
     updates = []
     for column in table.columns:
         if column.name in table.key:
             continue
-        if column.keep_on_delete and table.tombstones:
-            updates.append(f"{column.name} = CASE WHEN EXCLUDED.deleted_at IS NULL "
-                           f"THEN EXCLUDED.{column.name} ELSE t.{column.name} END")
+        if column.immutable:
+            updates.append(f"{column.name} = COALESCE(t.{column.name}, EXCLUDED.{column.name})")
         else:
-            updates.append(f"{column.name} = EXCLUDED.{column.name}")
+            updates.append(f"{column.name} = CASE WHEN {newer} THEN EXCLUDED.{column.name} "
+                           f"ELSE t.{column.name} END")
     if table.tombstones:
-        updates.append("deleted_at = EXCLUDED.deleted_at")
+        updates.append(f"deleted_at = CASE WHEN {newer} THEN EXCLUDED.deleted_at ELSE t.deleted_at END")
     updates.append("indexed_at = EXCLUDED.indexed_at")
-    returning = list(table.key) + [c for c in table.tracked if c not in table.key]
-    prior_cols = ", ".join(f"t.{c}" for c in returning)
-    parts = [
-        f"WITH incoming AS (SELECT DISTINCT ON ({key}) * FROM {table.stage} "
-        f"ORDER BY {key}, {table.version} DESC)",
-    ]
-    if table.tracked:
-        parts.append(f"prior AS (SELECT {prior_cols} FROM {table.name} AS t JOIN incoming USING ({key}))")
+    # An older version still fills immutable columns a tombstone lacks.
+    fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
+    where = f"({newer} OR {fills})" if immutable else newer
+    skip_refused = (f" WHERE ({key}) NOT IN (SELECT {key} FROM refused)" if immutable else "")
+    returning = list(dict.fromkeys([*table.key, *table.tracked]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
-        f"SELECT {', '.join(select_cols)} FROM incoming "
-        f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(updates)} "
-        f"WHERE t.{table.version} < EXCLUDED.{table.version} "
+        f"SELECT {', '.join(select_cols)} FROM incoming{skip_refused} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(updates)} WHERE {where} "
         f"RETURNING {', '.join('t.' + c for c in returning)})")
+
     outputs = ["(SELECT count(*) FROM merged) AS changed"]
     for col in table.tracked:
         outputs.append(
@@ -161,12 +203,45 @@ def merge_sql(table: Table) -> str:
             f"WHERE p.{col} IS NOT NULL) AS touched_{col}")
     if len(table.key) == 1:
         outputs.append(f"ARRAY(SELECT {table.key[0]} FROM merged) AS merged_keys")
-    return ",\n".join(parts) + "\nSELECT " + ", ".join(outputs)
+        if immutable:
+            outputs.append(f"ARRAY(SELECT {table.key[0]} FROM refused) AS refused_keys")
+            outputs.append("ARRAY(SELECT columns FROM refused) AS refused_columns")
+    return "WITH " + ",\n".join(parts) + "\nSELECT " + ", ".join(outputs)
+
+
+def _counts(recount: Recount) -> str:
+    return f"CROSS JOIN LATERAL ({recount.query}) AS q"
 
 
 def recount_sql(recount: Recount) -> str:
-    """Set the counter of each subject in $1 (text[]) to its recount; skip unchanged rows."""
-    return (f"UPDATE {recount.target} AS t SET {recount.column} = c.n "
-            f"FROM (SELECT k.key, ({recount.expression}) AS n "
-            f"FROM unnest($1::text[]) AS k(key)) AS c "
-            f"WHERE t.{recount.target_key} = c.key AND t.{recount.column} IS DISTINCT FROM c.n")
+    """Set the counters of each subject in $1 (text[]) to their recount; skip unchanged rows."""
+    sets = [f"{c} = c.{c}" for c in recount.columns] + [f"{c} = {e}" for c, e in recount.derived]
+    old = [f"t.{c}" for c in recount.columns] + [f"t.{c}" for c, _ in recount.derived]
+    new = [f"c.{c}" for c in recount.columns] + [e for _, e in recount.derived]
+    return (f"UPDATE {recount.target} AS t SET {', '.join(sets)} "
+            f"FROM (SELECT k.key, q.* FROM unnest($1::text[]) AS k(key) {_counts(recount)}) AS c "
+            f"WHERE t.{recount.target_key} = c.key "
+            f"AND ({', '.join(old)}) IS DISTINCT FROM ({', '.join(new)})")
+
+
+def reconcile_sql(recount: Recount, *, fix: bool) -> str:
+    """Every target row whose counters differ from a full recount: (key, stored, counted).
+
+    With `fix`, also set them (the UPDATE returns the same columns).
+    """
+    stored = ", ".join(f"t.{c}" for c in recount.columns)
+    counted = ", ".join(f"c.{c}" for c in recount.columns)
+    recount_all = (f"SELECT k.key, q.* FROM {recount.target} AS t0 "
+                   f"CROSS JOIN LATERAL (SELECT t0.{recount.target_key} AS key) AS k {_counts(recount)}")
+    if not fix:
+        return (f"SELECT t.{recount.target_key} AS key, ARRAY[{stored}]::bigint[] AS stored, "
+                f"ARRAY[{counted}]::bigint[] AS counted FROM {recount.target} AS t "
+                f"JOIN ({recount_all}) AS c ON c.key = t.{recount.target_key} "
+                f"WHERE ({stored}) IS DISTINCT FROM ({counted})")
+    sets = [f"{c} = c.{c}" for c in recount.columns] + [f"{c} = {e}" for c, e in recount.derived]
+    return (f"WITH before AS (SELECT {recount.target_key} AS key, ARRAY[{stored}]::bigint[] AS stored "
+            f"FROM {recount.target} AS t) "
+            f"UPDATE {recount.target} AS t SET {', '.join(sets)} FROM ({recount_all}) AS c, before AS b "
+            f"WHERE t.{recount.target_key} = c.key AND b.key = c.key "
+            f"AND ({stored}) IS DISTINCT FROM ({counted}) "
+            f"RETURNING c.key, b.stored, ARRAY[{counted}]::bigint[] AS counted")

@@ -104,14 +104,21 @@ class WritePlan:
 
 # ---- the asyncio side: each function runs inside one transaction on one connection ----
 
+Refused = tuple[Table, str, str]  # (table, key, immutable columns the newer version changed)
+
 
 async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
-                      rows: dict[Table, list[tuple[Any, ...]]]) -> None:
+                      rows: dict[Table, list[tuple[Any, ...]]]) -> list[Refused]:
+    """COPY, merge and recount; return the versions the merges refused."""
     touched: dict[Recount, set[str]] = defaultdict(set)
+    refused: list[Refused] = []
     for table, table_rows in rows.items():
         await connection.copy_records_to_table(table.stage, records=table_rows,
                                                columns=table.staged_names)
         result = await connection.fetchrow(plan.merge[table])
+        if table.immutable and result["refused_keys"]:
+            refused += [(table, key, columns) for key, columns
+                        in zip(result["refused_keys"], result["refused_columns"])]
         if not result["changed"]:
             continue
         for recount in plan.by_source[table.name]:
@@ -119,8 +126,10 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
         for recount in plan.by_target[table.name]:
             touched[recount].update(result["merged_keys"])
     for recount, keys in touched.items():
-        if keys:
-            await connection.execute(plan.recount[recount], list(keys))
+        subjects = recount.subjects(keys)
+        if subjects:
+            await connection.execute(plan.recount[recount], subjects)
+    return refused
 
 
 async def _finish(connection: asyncpg.Connection, batch: Batch,
@@ -148,35 +157,57 @@ def _collapse(rejects: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [row + (count,) for row, count in seen.values()]
 
 
-async def _write_batch(connection: asyncpg.Connection, plan: WritePlan, batch: Batch) -> None:
-    async with connection.transaction():
-        await _apply_rows(connection, plan, batch.rows)
-        await _finish(connection, batch, batch.rejects)
+def _refused_events(entries: list[tuple[Event, list[RowOp]]],
+                    refused: list[Refused]) -> list[tuple[Event, RejectedEvent]]:
+    """Find the event behind each refused version: the newest one staging that key."""
+    found: list[tuple[Event, RejectedEvent]] = []
+    for table, key, columns in refused:
+        key_at = table.staged_names.index(table.key[0])
+        candidates = [event for event, ops in entries
+                      if any(op.table is table and op.row[key_at] == key for op in ops)]
+        if candidates:
+            event = max(candidates, key=lambda e: e.rev)
+            detail = f"{columns}: cannot change once set (update of {key})"
+            found.append((event, RejectedEvent(RejectReason.IMMUTABLE_FIELD, detail)))
+    return found
 
 
-async def _write_each(connection: asyncpg.Connection, plan: WritePlan, batch: Batch,
-                      handle: Callable[[Event], list[RowOp]]) -> list[tuple[Event, str]]:
-    """Write a batch event by event; return the events Postgres refused, with its error."""
-    refused: list[tuple[Event, str]] = []
-    rejects = list(batch.rejects)
+def _reject_rows(batch: Batch, late: list[tuple[Event, RejectedEvent]]) -> list[tuple[Any, ...]]:
+    return batch.rejects + [reject_row(batch.source, rejected, event.raw, event, event.cursor)
+                            for event, rejected in late]
+
+
+async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
+                       batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+    """One transaction for the whole batch; return the events refused while merging."""
     async with connection.transaction():
-        for event in batch.events:
+        late = _refused_events(batch.events, await _apply_rows(connection, plan, batch.rows))
+        await _finish(connection, batch, _reject_rows(batch, late))
+    return late
+
+
+async def _write_each(connection: asyncpg.Connection, plan: WritePlan,
+                      batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+    """Write a batch event by event, each in a savepoint; events Postgres refuses become rejects."""
+    late: list[tuple[Event, RejectedEvent]] = []
+    async with connection.transaction():
+        for event, ops in batch.events:
             rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
-            for table, row in handle(event):
+            for table, row in ops:
                 rows[table].append(row)
             try:
                 async with connection.transaction():
-                    await _apply_rows(connection, plan, rows)
+                    refused = await _apply_rows(connection, plan, rows)
             except asyncpg.PostgresError as exc:
                 sqlstate = getattr(exc, "sqlstate", "") or ""
                 if sqlstate.startswith("08") or sqlstate.startswith("57P"):
                     raise
                 detail = f"{sqlstate} {type(exc).__name__}: {exc}"
-                refused.append((event, detail))
-                rejected = RejectedEvent(RejectReason.DATABASE_ERROR, detail)
-                rejects.append(reject_row(batch.source, rejected, event.raw, event, event.cursor))
-        await _finish(connection, batch, rejects)
-    return refused
+                late.append((event, RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
+            else:
+                late += _refused_events([(event, ops)], refused)
+        await _finish(connection, batch, _reject_rows(batch, late))
+    return late
 
 
 async def load_cursor(db: Database, source: str) -> int | None:
@@ -191,18 +222,15 @@ class Writer:
     Args:
         db: the writer's pool (one connection with the staging tables; see `WritePlan.create_staging`).
         plan: the SQL to run.
-        handle: the record handlers' entry point, used to re-derive one event's rows on fallback.
         breaker: the database breaker.
         label: the source label for metrics.
         on_commit: called after each commit with the batch (lag clock, tests).
     """
 
-    def __init__(self, db: Database, plan: WritePlan, *, handle: Callable[[Event], list[RowOp]],
-                 breaker: Breaker, label: str,
+    def __init__(self, db: Database, plan: WritePlan, *, breaker: Breaker, label: str,
                  on_commit: Callable[[Batch], None] | None = None) -> None:
         self._db = db
         self._plan = plan
-        self._handle = handle
         self._breaker = breaker
         self._label = label
         self._on_commit = on_commit
@@ -223,14 +251,11 @@ class Writer:
         """Commit one batch, retrying transient failures (see the module docstring)."""
         attempt = 0
         one_by_one = False
-        refused: list[tuple[Event, str]] = []
         while True:
             started = time.perf_counter()
             try:
-                if one_by_one:
-                    refused = await self._db.run(_write_each, self._plan, batch, self._handle)
-                else:
-                    await self._db.run(_write_batch, self._plan, batch)
+                late = await self._db.run(_write_each if one_by_one else _write_batch,
+                                          self._plan, batch)
                 break
             except DatabaseUnavailable as exc:
                 metrics.DB_ERRORS.labels(self._label, "unavailable").inc()
@@ -251,9 +276,10 @@ class Writer:
                              extra={"error": str(exc), "events": len(batch.events)})
                 one_by_one = True
         self._breaker.record_success()
-        self._committed(batch, refused, time.perf_counter() - started)
+        self._committed(batch, late, time.perf_counter() - started)
 
-    def _committed(self, batch: Batch, refused: list[tuple[Event, str]], seconds: float) -> None:
+    def _committed(self, batch: Batch, late: list[tuple[Event, RejectedEvent]],
+                   seconds: float) -> None:
         label = self._label
         if batch.cursor is not None:
             self.committed_cursor = max(batch.cursor, self.committed_cursor or batch.cursor)
@@ -263,17 +289,18 @@ class Writer:
         for (collection, operation), count in batch.received.items():
             metrics.EVENTS_RECEIVED.labels(label, collection, operation).inc(count)
         applied = batch.applied
-        if refused:
-            applied = applied.copy()
-            for event, _detail in refused:
+        rejected = batch.rejected
+        if late:
+            applied, rejected = applied.copy(), rejected.copy()
+            for event, reject in late:
                 applied[event_labels(event, _HANDLED)] -= 1
-                metrics.EVENTS_REJECTED.labels(label, RejectReason.DATABASE_ERROR.value).inc()
+                rejected[reject.reason.value] += 1
         for (collection, operation), count in applied.items():
             if count > 0:
                 metrics.EVENTS_APPLIED.labels(label, collection, operation).inc(count)
         for reason, count in batch.skipped.items():
             metrics.EVENTS_SKIPPED.labels(label, reason).inc(count)
-        for reason, count in batch.rejected.items():
+        for reason, count in rejected.items():
             metrics.EVENTS_REJECTED.labels(label, reason).inc(count)
         if self._on_commit is not None:
             self._on_commit(batch)

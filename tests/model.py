@@ -45,18 +45,20 @@ class Op:
 
 @st.composite
 def histories(draw: Any) -> list[Op]:
+    """Valid histories: a subscription record keeps its subject (immutable) across versions."""
+    subjects = draw(st.lists(st.sampled_from(COMMUNITIES), min_size=6, max_size=6))
     steps = draw(st.lists(st.tuples(
         st.booleans(), st.integers(0, 2), st.integers(0, 1), OPERATIONS,
-        st.sampled_from(["alpha", "beta", "gamma"]), st.integers(0, 2),
+        st.sampled_from(["alpha", "beta", "gamma"]),
         st.one_of(st.none(), st.integers(1, 5))), min_size=1, max_size=25))
     ops = []
-    for position, (is_profile, who, rkey, operation, name, subject, visibility) in enumerate(steps):
+    for position, (is_profile, who, rkey, operation, name, visibility) in enumerate(steps):
         rev = f.tid(position + 1)
         if is_profile:
             ops.append(Op("profile", COMMUNITIES[who], "self", operation, rev, name=name))
         else:
             ops.append(Op("subscription", USERS[who], SUB_RKEYS[rkey], operation, rev,
-                          subject=COMMUNITIES[subject], visibility=visibility))
+                          subject=subjects[who * 2 + rkey], visibility=visibility))
     return ops
 
 
@@ -72,10 +74,14 @@ def deliveries(draw: Any) -> tuple[list[Op], list[list[Op]]]:
 
 
 def model(history: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The clean in-order run: each record ends as its last event left it."""
+    """The clean in-order run: each record ends as its last event left it, except that a
+    tombstone keeps the immutable subject of the record's live versions."""
     last: dict[tuple[str, str, str], Op] = {}
+    subject: dict[tuple[str, str, str], str | None] = {}
     for op in history:
         last[(op.kind, op.repo, op.rkey)] = op
+        if op.operation != "delete":
+            subject[(op.kind, op.repo, op.rkey)] = op.subject
     communities: dict[str, Any] = {}
     subscriptions: dict[str, Any] = {}
     for (kind, repo, rkey), op in last.items():
@@ -85,7 +91,7 @@ def model(history: list[Op]) -> tuple[dict[str, Any], dict[str, Any]]:
                                  "name": None if deleted else op.name}
         else:
             subscriptions[f"at://{repo}/{f.SUBSCRIPTION}/{rkey}"] = {
-                "rev": op.rev, "deleted": deleted, "subject": None if deleted else op.subject,
+                "rev": op.rev, "deleted": deleted, "subject": subject.get((kind, repo, rkey)),
                 "content_visibility": None if deleted else (op.visibility or 3)}
     for community, row in communities.items():
         row["subscriber_count"] = len({uri.split("/")[2] for uri, sub in subscriptions.items()
@@ -107,6 +113,7 @@ def random_history(rng: random.Random, length: int, *, communities: int = 20, us
     """A long random history (for crash and outage tests), same shape as `histories()`."""
     community_dids = [f.did(f"rc{i}") for i in range(communities)]
     user_dids = [f.did(f"ru{i}") for i in range(users)]
+    subjects = {(user, rkey): rng.choice(community_dids) for user in user_dids for rkey in SUB_RKEYS}
     ops = []
     for position in range(length):
         rev = f.tid(position + 1)
@@ -115,7 +122,8 @@ def random_history(rng: random.Random, length: int, *, communities: int = 20, us
                           rng.choice(["create", "update", "update", "delete"]), rev,
                           name=rng.choice(["alpha", "beta"])))
         else:
-            ops.append(Op("subscription", rng.choice(user_dids), SUB_RKEYS[rng.randrange(2)],
+            user, rkey = rng.choice(user_dids), SUB_RKEYS[rng.randrange(2)]
+            ops.append(Op("subscription", user, rkey,
                           rng.choice(["create", "create", "update", "delete"]), rev,
-                          subject=rng.choice(community_dids), visibility=rng.choice([None, 1, 5])))
+                          subject=subjects[(user, rkey)], visibility=rng.choice([None, 1, 5])))
     return ops

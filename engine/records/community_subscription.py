@@ -26,7 +26,7 @@ TABLE: Final = Table(
         Column("rkey", "text"),
         Column("rev", 'text COLLATE "C"'),
         Column("cid", "text"),
-        Column("subject", "text"),
+        Column("subject", "text", immutable=True),
         Column("content_visibility", "smallint"),
         Column("created_at", "timestamptz"),
     ),
@@ -34,10 +34,10 @@ TABLE: Final = Table(
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = (
-    Recount(target="communities", target_key="did", column="subscriber_count",
+    Recount(target="communities", target_key="did", columns=("subscriber_count",),
             source="subscriptions", source_fk="subject",
-            expression="SELECT count(DISTINCT s.did) FROM subscriptions AS s "
-                       "WHERE s.subject = k.key AND s.deleted_at IS NULL"),
+            query="SELECT count(DISTINCT s.did) AS subscriber_count FROM subscriptions AS s "
+                  "WHERE s.subject = k.key AND s.deleted_at IS NULL"),
 )
 
 

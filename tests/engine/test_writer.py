@@ -73,12 +73,31 @@ async def test_subscriber_count_follows_delete_and_recreate(writer_db: Database)
     assert (await communities(writer_db))[C1]["subscriber_count"] == 1
 
 
-async def test_subscription_moved_to_other_community_recounts_both(writer_db: Database) -> None:
+async def test_update_changing_an_immutable_subject_is_refused(writer_db: Database) -> None:
     rkey = f.tid()
-    await ingest(writer_db, [f.profile(C1), f.profile(C2), f.subscription(U1, rkey, C1, rev=f.tid(1))])
-    await ingest(writer_db, [f.subscription(U1, rkey, C2, rev=f.tid(2), operation="update")])
+    r1, r2 = f.tid(1), f.tid(2)
+    await ingest(writer_db, [f.profile(C1), f.profile(C2), f.subscription(U1, rkey, C1, rev=r1)])
+    await ingest(writer_db, [f.subscription(U1, rkey, C2, rev=r2, operation="update")])
     rows = await communities(writer_db)
-    assert (rows[C1]["subscriber_count"], rows[C2]["subscriber_count"]) == (0, 1)
+    assert (rows[C1]["subscriber_count"], rows[C2]["subscriber_count"]) == (1, 0)
+    assert await writer_db.fetchval("SELECT rev FROM subscriptions") == r1
+    reject = (await table(writer_db, "SELECT reason, detail, rev FROM ingest_rejects"))[0]
+    assert reject["reason"] == "immutable_field" and reject["rev"] == r2
+    assert reject["detail"].startswith("subject: cannot change once set")
+
+
+async def test_tombstone_keeps_subject_and_a_late_create_fills_it(writer_db: Database) -> None:
+    rkey = f.tid()
+    r1, r2 = f.tid(1), f.tid(2)
+    await ingest(writer_db, [f.profile(C1), f.subscription(U1, rkey, C1, rev=r2, operation="delete")])
+    row = (await table(writer_db, "SELECT subject, rev, deleted_at FROM subscriptions"))[0]
+    assert row["subject"] is None and row["deleted_at"] is not None
+    await ingest(writer_db, [f.subscription(U1, rkey, C1, rev=r1)])
+    row = (await table(writer_db, "SELECT subject, rev, deleted_at, content_visibility FROM subscriptions"))[0]
+    assert (row["subject"], row["rev"], row["content_visibility"]) == (C1, r2, None)
+    assert row["deleted_at"] is not None
+    assert (await communities(writer_db))[C1]["subscriber_count"] == 0
+    assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 0
 
 
 async def test_two_records_of_one_user_count_once(writer_db: Database) -> None:
