@@ -5,7 +5,8 @@
 //
 // Prints exactly one line on stdout once every service listens:
 //   READY {"plc": "http://localhost:PORT", "pds": ["http://localhost:PORT", ...]}
-// then stays up until SIGTERM/SIGINT, closes everything and exits 0.
+// then stays up until SIGTERM/SIGINT (or, with EXIT_ON_STDIN_EOF=1, until its
+// stdin closes), closes everything and exits 0.
 // Everything else (logs, warnings, errors) goes to stderr. Data and blobs go
 // under os.tmpdir(): give the process its own TMPDIR and delete it afterwards.
 //
@@ -129,11 +130,18 @@ async function main() {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  if (process.env.EXIT_ON_STDIN_EOF === '1') {
+    // The parent holds our stdin open: when it dies, even by SIGKILL, we see
+    // EOF and go too, leaving no orphaned PDS behind.
+    process.stdin.on('end', () => shutdown('stdin closed'))
+    process.stdin.resume()
+  }
 
   for (let i = 0; i < count; i++) pdses.push(await startPds(plcService.url))
 
   log(`started PLC and ${count} PDS in ${Date.now() - started} ms (node ${process.version})`)
-  process.stdout.write(`READY ${JSON.stringify({ plc: plcService.url, pds: pdses.map((p) => p.url) })}\n`)
+  const urls = { plc: plcService.url, pds: pdses.map((p) => p.url) }
+  process.stdout.write(`READY ${JSON.stringify(urls)}\n`)
 }
 
 main().catch((err) => {
