@@ -1,7 +1,8 @@
 # The two set-up commands of the README. Each works from a clean clone on a fresh machine:
 # it creates .venv, installs what it needs, then runs.
 #   make run    the engine (embedded Postgres unless DATABASE_URL is set)
-#   make test   the whole test suite (real Postgres, real WebSocket server, real PDS)
+#   make test   the whole test suite (real Postgres, real WebSocket server, real PDS: its
+#               Node 22 + @atproto/pds install goes to tests/pds/node_modules, ~2 min once)
 
 PYTHON ?= python3
 VENV := .venv
@@ -22,4 +23,5 @@ run: $(STAMP)
 	$(BIN)/coves run
 
 test: $(STAMP)
+	tests/pds/install.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

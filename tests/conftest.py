@@ -20,6 +20,8 @@ from engine.db import Database, open_bridge, open_database
 from engine.migrate import apply_migrations
 from engine.pipeline import open_writer_database
 
+pytest_plugins = ["tests.pds.fixtures"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEMPLATE_DB = "coves_test_template"
 _counter = itertools.count()
