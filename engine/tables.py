@@ -27,8 +27,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Column", "Recount", "RowOp", "Table", "merge_sql", "reconcile_sql", "recount_sql",
-           "stage_ddl"]
+__all__ = ["Column", "Recount", "RowOp", "Table", "merge_sql", "purge_sql", "reconcile_sql",
+           "recount_sql", "stage_ddl"]
 
 STAGE_PREFIX: Final = "stage_"
 
@@ -60,6 +60,10 @@ class Table:
         version: the column that orders versions of one key (a TID `rev` by default).
         tombstones: rows carry a trailing deleted flag that maps to `deleted_at`.
         tracked: foreign-key columns whose old and new values the merge reports, for recounts.
+        actors: columns holding DIDs the records mention; the merge registers each in
+            `identities`, so identity and account events for them are kept.
+        repo: the column holding the DID of the repo the record lives in (purged with it).
+        merge: hand-written merge SQL replacing the generated one (same output columns).
     """
 
     name: str
@@ -68,6 +72,9 @@ class Table:
     version: str = "rev"
     tombstones: bool = True
     tracked: tuple[str, ...] = ()
+    actors: tuple[str, ...] = ()
+    repo: str | None = None
+    merge: str | None = None
 
     @property
     def stage(self) -> str:
@@ -84,7 +91,8 @@ class Table:
 
     def __post_init__(self) -> None:
         names = {c.name for c in self.columns}
-        missing = (set(self.key) | {self.version} | set(self.tracked)) - names
+        wanted = set(self.key) | {self.version} | set(self.tracked) | set(self.actors)
+        missing = (wanted | ({self.repo} if self.repo else set())) - names
         if missing:
             raise ValueError(f"table {self.name}: {sorted(missing)} not among its columns")
         if set(self.key) & set(self.immutable):
@@ -141,11 +149,15 @@ def stage_ddl(table: Table) -> str:
 def merge_sql(table: Table) -> str:
     """The rev-gated upsert of staged rows into the real table (see the module docstring).
 
+    A table with its own `merge` SQL gets that instead.
+
     Returns one row: `changed` (rows inserted or updated); for each tracked column an array
     `touched_<col>` of its distinct old and new values over the changed rows; `merged_keys` (the
     changed keys, when the key is a single column); and `refused_keys` / `refused_columns`:
     keys whose newer version tried to change immutable columns, with the columns' names.
     """
+    if table.merge is not None:
+        return table.merge
     key = ", ".join(table.key)
     version = table.version
     immutable = table.immutable
@@ -169,6 +181,12 @@ def merge_sql(table: Table) -> str:
         parts.append(f"refused AS (SELECT {', '.join('i.' + k for k in table.key)}, "
                      f"concat_ws(', ', {which}) AS columns FROM incoming AS i JOIN prior AS p "
                      f"USING ({key}) WHERE {live}p.{version} < i.{version} AND ({changes}))")
+
+    if table.actors:
+        mentioned = ", ".join(f"({c})" for c in table.actors)
+        parts.append(f"known AS (INSERT INTO identities (did) SELECT DISTINCT m.did FROM incoming, "
+                     f"LATERAL (VALUES {mentioned}) AS m(did) WHERE m.did IS NOT NULL "
+                     f"ON CONFLICT (did) DO NOTHING)")
 
     insert_cols = names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
     select_cols = names + (["CASE WHEN deleted THEN now() END"] if table.tombstones else []) + ["now()"]
@@ -207,6 +225,23 @@ def merge_sql(table: Table) -> str:
             outputs.append(f"ARRAY(SELECT {table.key[0]} FROM refused) AS refused_keys")
             outputs.append("ARRAY(SELECT columns FROM refused) AS refused_columns")
     return "WITH " + ",\n".join(parts) + "\nSELECT " + ", ".join(outputs)
+
+
+def purge_sql(table: Table) -> str:
+    """Tombstone every live record of the repos in $1 (text[]): a deleted account's content.
+
+    Mutable columns are cleared, immutable ones kept (threads keep their shape); the rev stays,
+    so replays of the account's old events stay ignored. Returns the tracked columns, for recounts.
+    """
+    if table.repo is None or not table.tombstones:
+        raise ValueError(f"table {table.name} has no repo column to purge by")
+    cleared = [f"{c.name} = NULL" for c in table.columns
+               if not c.immutable and c.name not in table.key
+               and c.name not in (table.version, table.repo, "did", "rkey", "uri")]
+    returning = list(dict.fromkeys([*table.key, *table.tracked]))
+    return (f"UPDATE {table.name} SET {', '.join(cleared + ['deleted_at = now()'])} "
+            f"WHERE {table.repo} = ANY($1::text[]) AND deleted_at IS NULL "
+            f"RETURNING {', '.join(returning)}")
 
 
 def _counts(recount: Recount) -> str:

@@ -31,7 +31,7 @@ from .breaker import Breaker
 from .db import Database
 from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
 from .events import Event
-from .tables import Recount, RowOp, Table, merge_sql, recount_sql, stage_ddl
+from .tables import Recount, RowOp, Table, merge_sql, purge_sql, recount_sql, stage_ddl
 
 __all__ = ["WritePlan", "Writer", "load_cursor"]
 
@@ -80,6 +80,7 @@ class WritePlan:
     tables: tuple[Table, ...]
     recounts: tuple[Recount, ...]
     merge: dict[Table, str] = dataclasses.field(init=False)
+    purge: dict[Table, str] = dataclasses.field(init=False)
     recount: dict[Recount, str] = dataclasses.field(init=False)
     by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
     by_target: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
@@ -87,6 +88,7 @@ class WritePlan:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "merge", {t: merge_sql(t) for t in self.tables})
+        set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
         set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
         set_(self, "by_source", {t.name: tuple(r for r in self.recounts if r.source == t.name)
                                  for t in self.tables})
@@ -125,11 +127,23 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
             touched[recount].update(result[f"touched_{recount.source_fk}"])
         for recount in plan.by_target[table.name]:
             touched[recount].update(result["merged_keys"])
+        if "purged_repos" in result.keys() and result["purged_repos"]:
+            await _purge(connection, plan, result["purged_repos"], touched)
     for recount, keys in touched.items():
         subjects = recount.subjects(keys)
         if subjects:
             await connection.execute(plan.recount[recount], subjects)
     return refused
+
+
+async def _purge(connection: asyncpg.Connection, plan: WritePlan, repos: list[str],
+                 touched: dict[Recount, set[str]]) -> None:
+    """Tombstone everything in deleted accounts' repos; note the subjects to recount."""
+    for table, sql in plan.purge.items():
+        for row in await connection.fetch(sql, repos):
+            for recount in plan.by_source[table.name]:
+                if row[recount.source_fk] is not None:
+                    touched[recount].add(row[recount.source_fk])
 
 
 async def _finish(connection: asyncpg.Connection, batch: Batch,

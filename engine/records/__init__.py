@@ -20,13 +20,27 @@ from ..errors import RejectedEvent, RejectReason
 from ..events import COMMIT, Event
 from ..lexicon import Lexicons, load_default
 from ..tables import Recount, RowOp, Table
-from . import community_profile, community_subscription
+from . import (
+    account,
+    actor_profile,
+    aggregator_authorization,
+    aggregator_service,
+    community_block,
+    community_comment,
+    community_post,
+    community_profile,
+    community_subscription,
+    feed_vote,
+    identity,
+)
 
 __all__ = ["DEFAULT_REGISTRY", "Handler", "Registry"]
 
 Handler = Callable[[Event], list[RowOp]]
 
-_MODULES: Final[tuple[ModuleType, ...]] = (community_profile, community_subscription)
+_MODULES: Final[tuple[ModuleType, ...]] = (
+    community_profile, community_subscription, community_block, community_post, community_comment,
+    feed_vote, actor_profile, aggregator_service, aggregator_authorization, identity, account)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""social.coves.community.profile → communities (one row per community repo, rkey `self`)."""
+"""social.coves.community.profile → communities (one row per community repo, rkey `self`).
+
+A delete hides the community (reads skip tombstoned communities and their posts); a newer
+create restores it. hostedBy is checked against did:web out of band (engine/hosting.py): the
+row records which (hostedBy, handle) passed.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +31,18 @@ TABLE: Final = Table(
         Column("name", "text"),
         Column("display_name", "text"),
         Column("description", "text"),
+        Column("avatar_cid", "text"),
+        Column("banner_cid", "text"),
         Column("created_by", "text"),
         Column("hosted_by", "text"),
         Column("visibility", "text"),
+        Column("moderation_type", "text"),
+        Column("content_warnings", "text[]"),
         Column("record", "jsonb"),
         Column("created_at", "timestamptz"),
     ),
+    actors=("did", "created_by"),
+    repo="did",
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = ()
@@ -54,9 +65,13 @@ def handle(event: Event) -> list[RowOp]:
         fields.text(record, "name"),
         fields.text(record, "displayName"),
         fields.text(record, "description"),
+        fields.blob_cid(record, "avatar"),
+        fields.blob_cid(record, "banner"),
         fields.text(record, "createdBy"),
         fields.text(record, "hostedBy"),
         fields.text(record, "visibility") or "public",
+        fields.text(record, "moderationType") or "moderator",
+        fields.strings(record, "contentWarnings"),
         record,
         fields.timestamp(record, "createdAt"),
         False,

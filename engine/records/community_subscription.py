@@ -31,6 +31,8 @@ TABLE: Final = Table(
         Column("created_at", "timestamptz"),
     ),
     tracked=("subject",),
+    actors=("did", "subject"),
+    repo="did",
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = (

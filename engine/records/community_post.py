@@ -1,0 +1,76 @@
+"""social.coves.community.post → posts; keeps communities.post_count exact.
+
+Posts live in the community's repository: `record.community` must be that repo's DID. The
+author must be a DID but need not be known yet (Coves drops such posts; we keep them). Updates
+apply (Coves ignores them); deletes leave a tombstone.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..events import DELETE, Event
+from ..tables import Column, Recount, RowOp, Table
+from . import fields
+
+__all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
+
+COLLECTION: Final = "social.coves.community.post"
+URI_MARK: Final = f"/{COLLECTION}/"  # how a post URI is told apart from a comment URI
+
+TABLE: Final = Table(
+    name="posts",
+    key=("uri",),
+    columns=(
+        Column("uri", "text"),
+        Column("rkey", "text"),
+        Column("rev", 'text COLLATE "C"'),
+        Column("cid", "text"),
+        Column("community_did", "text", immutable=True),
+        Column("author_did", "text", immutable=True),
+        Column("title", "text"),
+        Column("content", "text"),
+        Column("facets", "jsonb"),
+        Column("embed", "jsonb"),
+        Column("labels", "text[]"),
+        Column("langs", "text[]"),
+        Column("tags", "text[]"),
+        Column("record", "jsonb"),
+        Column("created_at", "timestamptz"),
+    ),
+    tracked=("community_did",),
+    actors=("community_did", "author_did"),
+    repo="community_did",
+)
+TABLES: Final = (TABLE,)
+RECOUNTS: Final = (
+    Recount(target="communities", target_key="did", columns=("post_count",),
+            source="posts", source_fk="community_did",
+            query="SELECT count(*) AS post_count FROM posts AS p "
+                  "WHERE p.community_did = k.key AND p.deleted_at IS NULL"),
+)
+
+
+def handle(event: Event) -> list[RowOp]:
+    if event.operation == DELETE:
+        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, rkey=event.rkey, rev=event.rev,
+                                              community_did=event.did))]
+    record = event.record or {}
+    community = record.get("community")
+    if community != event.did:
+        raise fields.wrong_repo("community", community, event.did)
+    row = (
+        event.uri, event.rkey, event.rev, event.cid, event.did,
+        fields.text(record, "author"),
+        fields.text(record, "title"),
+        fields.text(record, "content"),
+        record.get("facets"),
+        record.get("embed"),
+        fields.self_labels(record),
+        fields.strings(record, "langs"),
+        fields.strings(record, "tags"),
+        record,
+        fields.timestamp(record, "createdAt"),
+        False,
+    )
+    return [RowOp(TABLE, row)]

@@ -1,0 +1,77 @@
+"""social.coves.feed.vote → votes; keeps up/down counts, score and hot key of posts and comments.
+
+At most one vote per (voter, subject) counts: the voter's newest live vote (by rev), so a
+newer vote replaces an older one even if the client never deleted it. Votes that arrive before
+their subject are counted as soon as the subject arrives (the subject's insert recounts it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .. import syntax
+from ..events import DELETE, Event
+from ..tables import Column, Recount, RowOp, Table
+from . import fields
+from .community_comment import COLLECTION as COMMENT, URI_MARK as COMMENT_MARK
+from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
+
+__all__ = ["COLLECTION", "DIRECTIONS", "RECOUNTS", "TABLE", "TABLES", "handle"]
+
+COLLECTION: Final = "social.coves.feed.vote"
+DIRECTIONS: Final = frozenset({"up", "down"})
+
+TABLE: Final = Table(
+    name="votes",
+    key=("uri",),
+    columns=(
+        Column("uri", "text"),
+        Column("did", "text"),
+        Column("rkey", "text"),
+        Column("rev", 'text COLLATE "C"'),
+        Column("cid", "text"),
+        Column("subject_uri", "text", immutable=True),
+        Column("subject_cid", "text"),
+        Column("direction", "text"),
+        Column("created_at", "timestamptz"),
+    ),
+    tracked=("subject_uri",),
+    actors=("did",),
+    repo="did",
+)
+TABLES: Final = (TABLE,)
+
+# Each voter's newest live vote on the subject, then counted by direction.
+_TALLY: Final = (
+    "SELECT count(*) FILTER (WHERE v.direction = 'up') AS upvote_count, "
+    "count(*) FILTER (WHERE v.direction = 'down') AS downvote_count, "
+    "count(*) FILTER (WHERE v.direction = 'up') - count(*) FILTER (WHERE v.direction = 'down') AS score "
+    "FROM (SELECT DISTINCT ON (x.did) x.direction FROM votes AS x "
+    "WHERE x.subject_uri = k.key AND x.deleted_at IS NULL ORDER BY x.did, x.rev DESC) AS v")
+# See sql/functions/hot_key.sql; createdAt is capped by when we first saw the record.
+_HOT_KEY: Final = ("hot_key", "coves_hot_key(c.score::integer, "
+                              "LEAST(COALESCE(t.created_at, t.first_seen_at), t.first_seen_at))")
+_COUNTERS: Final = ("upvote_count", "downvote_count", "score")
+RECOUNTS: Final = (
+    Recount(target="posts", target_key="uri", columns=_COUNTERS, source="votes",
+            source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=POST_MARK),
+    Recount(target="comments", target_key="uri", columns=_COUNTERS, source="votes",
+            source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=COMMENT_MARK),
+)
+
+
+def handle(event: Event) -> list[RowOp]:
+    if event.operation == DELETE:
+        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did, rkey=event.rkey,
+                                              rev=event.rev))]
+    record = event.record or {}
+    direction = record.get("direction")
+    if direction not in DIRECTIONS:
+        raise fields.invalid("direction", "must be up or down")
+    subject_uri, subject_cid = fields.ref_uri(record, "subject")
+    subject = syntax.split_at_uri(subject_uri)
+    if subject is None or subject[1] not in (POST, COMMENT):
+        raise fields.invalid("subject.uri", "must be the at:// URI of a post or comment")
+    row = (event.uri, event.did, event.rkey, event.rev, event.cid, subject_uri, subject_cid,
+           direction, fields.timestamp(record, "createdAt"), False)
+    return [RowOp(TABLE, row)]
