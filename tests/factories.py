@@ -58,3 +58,51 @@ def identity(repo: str, handle: str | None = None, *, time_us: int | None = None
         body["handle"] = handle
     return orjson.dumps({"did": repo, "time_us": time_us or BASE_TIME_US + next(_clock),
                          "kind": "identity", "identity": body})
+
+
+POST = "social.coves.community.post"
+COMMENT = "social.coves.community.comment"
+VOTE = "social.coves.feed.vote"
+BLOCK = "social.coves.community.block"
+ACTOR_PROFILE = "social.coves.actor.profile"
+
+
+def uri(repo: str, collection: str, rkey: str) -> str:
+    return f"at://{repo}/{collection}/{rkey}"
+
+
+def post(community: str, rkey: str, *, author: str | None = None, title: str = "hello",
+         rev: str | None = None, operation: str = "create", time_us: int | None = None,
+         **extra: Any) -> bytes:
+    record = {"community": community, "author": author or did("author"), "title": title,
+              "createdAt": "2026-01-01T00:00:00Z", **extra}
+    return commit(community, POST, rkey, rev=rev, operation=operation, record=record, time_us=time_us)
+
+
+def comment(author: str, rkey: str, *, root: str, parent: str | None = None, content: str = "hi",
+            rev: str | None = None, operation: str = "create", time_us: int | None = None,
+            **extra: Any) -> bytes:
+    record = {"reply": {"root": {"uri": root, "cid": CID}, "parent": {"uri": parent or root, "cid": CID}},
+              "content": content, "createdAt": "2026-01-01T00:00:00Z", **extra}
+    return commit(author, COMMENT, rkey, rev=rev, operation=operation, record=record, time_us=time_us)
+
+
+def vote(voter: str, rkey: str, subject: str, direction: str = "up", *, rev: str | None = None,
+         operation: str = "create", time_us: int | None = None) -> bytes:
+    record = {"subject": {"uri": subject, "cid": CID}, "direction": direction,
+              "createdAt": "2026-01-01T00:00:00Z"}
+    return commit(voter, VOTE, rkey, rev=rev, operation=operation, record=record, time_us=time_us)
+
+
+def block(user: str, rkey: str, subject: str, *, rev: str | None = None,
+          operation: str = "create") -> bytes:
+    record = {"subject": subject, "createdAt": "2026-01-01T00:00:00Z"}
+    return commit(user, BLOCK, rkey, rev=rev, operation=operation, record=record)
+
+
+def account(repo: str, active: bool, status: str | None = None, *, time_us: int | None = None) -> bytes:
+    body: dict[str, Any] = {"did": repo, "seq": 1, "time": "2026-01-01T00:00:00.000Z", "active": active}
+    if status:
+        body["status"] = status
+    return orjson.dumps({"did": repo, "time_us": time_us or BASE_TIME_US + next(_clock),
+                         "kind": "account", "account": body})

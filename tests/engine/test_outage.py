@@ -19,7 +19,7 @@ from engine.decode import decode_jetstream
 from engine.pipeline import IngestSettings, open_writer_database, run_ingest
 from engine.sources import Sink
 from tests.conftest import EmbeddedPostgres, with_database
-from tests.model import model, random_history, stored
+from tests.model import assert_same, model, random_history, stored
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_postgres_stopped_mid_run_loses_nothing(private_postgres: Embedded
             assert resumed_after < 10
             await wait_until(lambda: source.starts and len(source.starts) >= 2)
         async with open_database(url) as check:
-            assert await stored(check) == model(history)
+            assert_same(await stored(check), model(history))
             assert await check.fetchval("SELECT cursor FROM ingest_cursors WHERE source = 'gated'") == 3000
     # the restart resumed from the committed cursor, not from the start or from the frames read
     assert source.starts[0] is None and 0 < source.starts[1] < 1500
