@@ -39,7 +39,7 @@ class Fault(enum.Enum):
     """A misbehaviour armed for one connection by `JetstreamEmulator.schedule_fault`."""
 
     ABRUPT_CLOSE = "abrupt_close"  # after N frames: close TCP with no WebSocket close frame
-    STALL = "stall"  # after N frames: keep the connection open, send nothing more
+    STALL = "stall"  # after N frames: keep the connection open, send nothing (pings get pongs)
     GARBAGE = "garbage"  # at position N: one non-JSON binary frame, then carry on
     OVERSIZE = "oversize"  # at position N: one JSON event of `oversize_bytes`, then carry on
     CLOSE = "close"  # after N frames: a clean close with code 1011 and a reason
@@ -164,6 +164,7 @@ class JetstreamEmulator:
             nursery.cancel_scope.cancel()  # the websocket's reader task
 
     async def _subscribe(self, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
+        """Handshake, register the subscriber, stream to it, then close as the ending requires."""
         with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
             request = await trio_websocket.wrap_server_stream(
                 nursery, stream, max_message_size=self._max_message_size)
@@ -278,6 +279,7 @@ class JetstreamEmulator:
         return True
 
     async def _send(self, conn: _Connection, payload: str | bytes) -> None:
+        """Send one message and count it."""
         await conn.ws.send_message(payload)
         conn.sent += 1
         self.stats.frames_sent += 1

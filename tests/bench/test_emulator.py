@@ -14,7 +14,11 @@ import trio
 import trio.testing
 import zstandard
 from trio_websocket import (
-    ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url,
+    CloseReason,
+    ConnectionClosed,
+    ConnectionRejected,
+    WebSocketConnection,
+    open_websocket_url,
 )
 
 from bench.emulator import CLOSE_REASON, GARBAGE_FRAME, Fault, JetstreamEmulator
@@ -69,6 +73,24 @@ async def receive(ws: WebSocketConnection, n: int) -> list[bytes]:
         message = await ws.get_message()
         messages.append(message.encode() if isinstance(message, str) else message)
     return messages
+
+
+async def receive_binary(ws: WebSocketConnection, n: int) -> list[bytes]:
+    """Receive `n` messages, checking each is binary (a compressed frame)."""
+    frames = []
+    for _ in range(n):
+        frame = await ws.get_message()
+        assert isinstance(frame, bytes)
+        frames.append(frame)
+    return frames
+
+
+async def close_reason(ws: WebSocketConnection) -> CloseReason:
+    """Expect the next receive to fail because the connection closed; return why."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.get_message()
+    assert closed.value.reason is not None
+    return closed.value.reason
 
 
 async def assert_next_is(ws: WebSocketConnection, emulator: JetstreamEmulator,
@@ -185,13 +207,12 @@ async def test_compressed_frames_decompress_with_a_trained_dictionary(
     query, headers = ("?cursor=0&compress=true", None) if how == "query" else (
         "?cursor=0", [(b"Socket-Encoding", b"zstd")])
     async with subscribe(url, query, headers) as ws:
-        frames = [await ws.get_message() for _ in events]
+        frames = await receive_binary(ws, len(events))
     decompressor = zstandard.ZstdDecompressor(
         dict_data=zstandard.ZstdCompressionDict(dictionary.as_bytes()))
-    assert all(isinstance(frame, bytes) for frame in frames)
-    assert [decompressor.decompress(frame) for frame in frames] == events  # type: ignore[arg-type]
-    assert {zstandard.get_frame_parameters(frame).dict_id for frame in frames} == {  # type: ignore[arg-type]
-        dictionary.dict_id()}
+    assert [decompressor.decompress(frame) for frame in frames] == events
+    dict_ids = {zstandard.get_frame_parameters(frame).dict_id for frame in frames}
+    assert dict_ids == {dictionary.dict_id()}
     assert emulator.stats.last_query["compress"] is True
 
 
@@ -207,12 +228,12 @@ async def test_real_v1_events_filter_and_compress_with_the_v1_dictionary(
     emulator = JetstreamEmulator(events, zstd_dictionary=dictionary)
     url = await nursery.start(emulator.serve)
     async with subscribe(url, "?cursor=0&compress=true&wantedCollections=app.bsky.feed.*") as ws:
-        frames = [await ws.get_message() for _ in wanted]
+        frames = await receive_binary(ws, len(wanted))
     decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
-    assert [decompressor.decompress(frame) for frame in frames] == wanted  # type: ignore[arg-type]
-    assert zstandard.get_frame_parameters(frames[0]).dict_id == V1_DICTIONARY_ID  # type: ignore[arg-type]
+    assert [decompressor.decompress(frame) for frame in frames] == wanted
+    assert zstandard.get_frame_parameters(frames[0]).dict_id == V1_DICTIONARY_ID
     with pytest.raises(zstandard.ZstdError):
-        zstandard.ZstdDecompressor().decompress(frames[0])  # type: ignore[arg-type]
+        zstandard.ZstdDecompressor().decompress(frames[0])
 
 
 async def test_abrupt_close_drops_tcp_without_close_frame_once(nursery: trio.Nursery) -> None:
@@ -222,9 +243,7 @@ async def test_abrupt_close_drops_tcp_without_close_frame_once(nursery: trio.Nur
     url = await nursery.start(emulator.serve)
     async with subscribe(url, "?cursor=0") as ws:
         assert await receive(ws, 3) == events[:3]
-        with pytest.raises(ConnectionClosed) as closed:
-            await ws.get_message()
-        assert closed.value.reason.code == 1006  # abnormal closure: no close frame came
+        assert (await close_reason(ws)).code == 1006  # abnormal closure: no close frame came
     async with subscribe(url, "?cursor=0") as ws:
         assert await receive(ws, 10) == events
 
@@ -281,9 +300,8 @@ async def test_close_fault_closes_cleanly_with_1011_once(nursery: trio.Nursery) 
     url = await nursery.start(emulator.serve)
     async with subscribe(url, "?cursor=0") as ws:
         assert await receive(ws, 4) == events[:4]
-        with pytest.raises(ConnectionClosed) as closed:
-            await ws.get_message()
-        assert (closed.value.reason.code, closed.value.reason.reason) == (1011, CLOSE_REASON)
+        reason = await close_reason(ws)
+        assert (reason.code, reason.reason) == (1011, CLOSE_REASON)
     async with subscribe(url, "?cursor=0") as ws:
         assert await receive(ws, 6) == events
 
@@ -297,9 +315,7 @@ async def test_faults_queue_one_per_connection_in_order(nursery: trio.Nursery) -
     for after, code in [(1, 1011), (2, 1006)]:
         async with subscribe(url, "?cursor=0") as ws:
             assert await receive(ws, after) == events[:after]
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.get_message()
-            assert closed.value.reason.code == code
+            assert (await close_reason(ws)).code == code
     async with subscribe(url, "?cursor=0") as ws:
         assert await receive(ws, 4) == events
     assert emulator.stats.connections == 3
@@ -349,9 +365,7 @@ async def test_malformed_client_message_closes_the_connection(nursery: trio.Nurs
     url = await nursery.start(emulator.serve)
     async with subscribe(url) as ws:
         await ws.send_message("not json")
-        with pytest.raises(ConnectionClosed) as closed:
-            await ws.get_message()
-    assert closed.value.reason.code == 1000
+        assert (await close_reason(ws)).code == 1000
 
 
 async def test_close_all_drops_live_clients_and_keeps_serving(nursery: trio.Nursery) -> None:
@@ -361,9 +375,7 @@ async def test_close_all_drops_live_clients_and_keeps_serving(nursery: trio.Nurs
         await emulator.wait_for_connections(2)
         emulator.close_all()
         for ws in (first, second):
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.get_message()
-            assert closed.value.reason.code == 1006
+            assert (await close_reason(ws)).code == 1006
     async with subscribe(url) as ws:
         await emulator.wait_for_connections(3)
         await assert_next_is(ws, emulator, commit(1))
