@@ -293,6 +293,20 @@ async def test_oversize_frame_comes_at_its_position_then_the_stream_goes_on(
     assert orjson.loads(oversize)["time_us"] == T0  # the previous event's, not a jump ahead
 
 
+async def test_oversize_frame_is_compressed_like_the_others(nursery: trio.Nursery) -> None:
+    samples = [commit(n) for n in range(1000)]
+    dictionary = train_dictionary(samples).as_bytes()
+    emulator = JetstreamEmulator(samples[:2], zstd_dictionary=dictionary)
+    emulator.schedule_fault(Fault.OVERSIZE, after=1, oversize_bytes=3 * 2**20)
+    url = await nursery.start(emulator.serve)
+    async with subscribe(url, "?cursor=0&compress=true") as ws:
+        frames = await receive_binary(ws, 3)
+    decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
+    first, oversize, last = (decompressor.decompress(frame) for frame in frames)
+    assert [first, last] == samples[:2]
+    assert len(oversize) == 3 * 2**20
+
+
 async def test_close_fault_closes_cleanly_with_1011_once(nursery: trio.Nursery) -> None:
     events = [commit(n) for n in range(6)]
     emulator = JetstreamEmulator(events)
