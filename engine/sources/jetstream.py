@@ -53,29 +53,31 @@ def subscribe_url(base: str, collections: tuple[str, ...], cursor: int | None,
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _failure(exc: BaseException) -> tuple[str, str] | None:
-    """(reason, message) for a connection failure; None if `exc` is not one (then re-raise)."""
+def _failure(exc: BaseException) -> tuple[str, str, BaseException] | None:
+    """(reason, message, the error itself) for a connection failure, looking inside exception
+    groups; None if `exc` is not one (then it is a bug: re-raise)."""
     if isinstance(exc, BaseExceptionGroup):
         leaves = [_failure(e) for e in exc.exceptions]
-        return next((leaf for leaf in leaves if leaf is not None), None) if all(leaves) else None
+        return leaves[0] if leaves and all(leaves) else None
     if isinstance(exc, SourceTimeout):
-        return "idle", str(exc)
+        return "idle", str(exc), exc
     if isinstance(exc, trio_websocket.ConnectionClosed):
-        return "closed", f"code={exc.reason.code} {exc.reason.name} {exc.reason.reason or ''}".strip()
+        reason = exc.reason
+        return "closed", f"code={reason.code} {reason.name} {reason.reason or ''}".strip(), exc
     if isinstance(exc, trio_websocket.ConnectionRejected):
-        return "rejected", f"HTTP {exc.status_code}"
+        return "rejected", f"HTTP {exc.status_code}", exc
     if isinstance(exc, (trio_websocket.ConnectionTimeout, trio_websocket.DisconnectionTimeout,
                         trio.TooSlowError)):
-        return "timeout", type(exc).__name__
+        return "timeout", type(exc).__name__, exc
     if isinstance(exc, trio_websocket.HandshakeError):
         # trio-websocket reports a refused or unresolvable address as a HandshakeError caused
         # by the OSError; name the real cause.
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, OSError):
-            return "unreachable", str(cause) or type(cause).__name__
-        return "handshake", str(exc) or type(exc).__name__
+            return "unreachable", str(cause) or type(cause).__name__, exc
+        return "handshake", str(exc) or type(exc).__name__, exc
     if isinstance(exc, (OSError, trio.BrokenResourceError)):
-        return "unreachable", str(exc) or type(exc).__name__
+        return "unreachable", str(exc) or type(exc).__name__, exc
     return None
 
 
@@ -130,9 +132,9 @@ class JetstreamSource:
                 if failure is None:
                     raise
                 connected.set(0)
-                reason, message = failure
-                if reason == "closed" and isinstance(exc, trio_websocket.ConnectionClosed) \
-                        and exc.reason.code == _MESSAGE_TOO_BIG:
+                reason, message, error = failure
+                if isinstance(error, trio_websocket.ConnectionClosed) \
+                        and error.reason.code == _MESSAGE_TOO_BIG:
                     await self._skip_oversize(sink)
                 await self._reconnector.wait(reason, message, url)
 
