@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--reason", help="only rejects with this reason (e.g. invalid_record)")
     redrive.add_argument("--limit", type=int, help="examine at most this many rejects")
     redrive.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    reconcile = commands.add_parser(
+        "reconcile", parents=[common], help="recount every counter and report drift",
+        description="Recount every aggregate (votes, scores, comment, reply, subscriber and post "
+                    "counts) from its source rows and list rows that differ. Exit status 1 when "
+                    "drift is found and not fixed.")
+    reconcile.add_argument("--fix", action="store_true", help="also repair the drift found")
     commands.add_parser("check-config", parents=[common],
                         help="print the effective configuration (secrets masked) and exit")
     return parser
@@ -70,6 +76,15 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         report = trio.run(lambda: service.run_redrive(config, reason=args.reason, limit=args.limit,
                                                       dry_run=args.dry_run))
         print(("dry run: " if args.dry_run else "") + str(report))
+    elif args.command == "reconcile":
+        drift = trio.run(lambda: service.run_reconcile(config, fix=args.fix))
+        for item in drift[:50]:
+            print(item)
+        if len(drift) > 50:
+            print(f"… and {len(drift) - 50} more")
+        verb = "fixed" if args.fix else "found"
+        print(f"reconcile: {len(drift)} drifting row(s) {verb}" if drift else "reconcile: no drift")
+        return 1 if drift and not args.fix else 0
     elif args.command == "check-config":
         width = max(len(name) for name, _ in config.describe())
         for name, value in config.describe():

@@ -24,12 +24,13 @@ from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
+from .reconcile import Drift, reconcile
 from .redrive import RedriveReport, redrive
 from .sources import Source
 from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
 
-__all__ = ["migrate", "open_postgres", "replay", "run_engine", "run_redrive"]
+__all__ = ["migrate", "open_postgres", "replay", "run_engine", "run_reconcile", "run_redrive"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -139,3 +140,10 @@ async def run_redrive(config: Config, *, reason: str | None, limit: int | None,
     async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
         return await redrive(db, reason=reason, limit=limit, dry_run=dry_run)
 
+
+
+async def run_reconcile(config: Config, *, fix: bool) -> list[Drift]:
+    """`coves reconcile`: recount every aggregate; report (and with `fix`, repair) drift."""
+    async with open_bridge(), _open_migrated(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-reconcile") as db:
+            return await reconcile(db, fix=fix)

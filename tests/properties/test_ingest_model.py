@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 from engine.db import open_bridge
 from engine.pipeline import open_writer_database
+from engine.reconcile import reconcile
 from tests.helpers import ingest
 from tests.model import Op, assert_same, deliveries, model, stored
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(delivery=deliveries(), batch_size=st.integers(1, 8))
 async def test_any_delivery_ends_in_the_clean_run_state(
@@ -28,3 +29,4 @@ async def test_any_delivery_ends_in_the_clean_run_state(
             await ingest(db, [op.frame() for op in run], batch_size=batch_size)
         assert_same(await stored(db), model(history))
         assert await db.fetchval("SELECT count(*) FROM ingest_rejects") == 0
+        assert await reconcile(db) == []
