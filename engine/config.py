@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -111,6 +112,41 @@ def _directory(value: str) -> Path:
     return Path(_text(value)).expanduser()
 
 
+def _did(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]", value):
+        raise ValueError("not a DID")
+    return value
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?", value):
+        raise ValueError("not a domain name")
+    return value
+
+
+def _cidrs(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if item:
+            networks.append(ipaddress.ip_network(item, strict=False))
+    return tuple(networks)
+
+
+def _multibase_key(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"z[1-9A-HJ-NP-Za-km-z]{40,}", value):
+        raise ValueError("not a base58btc multibase key (z…)")
+    return value
+
+
+def _secret(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("shorter than 16 characters")
+    return value
+
+
 def _collections(value: str) -> tuple[str, ...]:
     items = tuple(item.strip() for item in value.split(",") if item.strip())
     if not items:
@@ -155,6 +191,41 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
             "auto|json|console", "Log rendering; auto = JSON in production, readable otherwise."),
+    # ---- XRPC API (api/) ----
+    Setting("API_HOST", "api_host", _text, "127.0.0.1", "an address to bind",
+            "Address the XRPC API listens on."),
+    Setting("API_PORT", "api_port", _int_range(0, 65535), "8080",
+            "a TCP port, 0..65535 (0 = any free port)", "Port of the XRPC API."),
+    Setting("INSTANCE_DOMAIN", "instance_domain", _domain, "localhost", "a domain name",
+            "Public domain of this AppView (did:web and !name@domain community names)."),
+    Setting("INSTANCE_DID", "instance_did", _did, None, "a DID, e.g. did:web:coves.social",
+            "This AppView's DID: the `aud` service-auth tokens must carry. "
+            "Unset: did:web:INSTANCE_DOMAIN."),
+    Setting("INSTANCE_PUBLIC_KEY_MULTIBASE", "instance_public_key_multibase", _multibase_key, None,
+            "a multikey (z + base58btc)", "Public key published in /.well-known/did.json."),
+    Setting("PDS_URL", "pds_url", _url("http", "https"), "http://localhost:3001", "an http(s) URL",
+            "PDS that hosts community repos; blob URLs fall back to it."),
+    Setting("PLC_URL", "plc_url", _url("http", "https"), "https://plc.directory", "an http(s) URL",
+            "PLC directory used to resolve did:plc documents."),
+    Setting("IMAGE_CDN_URL", "image_cdn_url", _url("http", "https"), None, "an http(s) URL",
+            "When set, image URLs are IMAGE_CDN_URL/{did}/{cid} instead of the PDS getBlob URL."),
+    Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false", "true|false",
+            "Show communities whose hostedBy was not verified (development only)."),
+    Setting("AUTH_SKIP_VERIFY", "auth_skip_verify", _bool, "false", "true|false",
+            "Trust a token's `iss` without checking its signature (development only; refused "
+            "in production)."),
+    Setting("CURSOR_SECRET", "cursor_secret", _secret, None, "at least 16 characters",
+            "HMAC key of pagination cursors; every API process must share it. Unset: a random "
+            "key per process (development only).", secret=True),
+    Setting("TRUSTED_PROXIES", "trusted_proxies", _cidrs, None, "comma-separated CIDRs",
+            "Peers whose X-Forwarded-For / X-Real-IP name the client (rate limits)."),
+    Setting("RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", _int_range(1, 1_000_000), "100",
+            "requests per minute, 1..1000000", "XRPC requests one client may make per minute."),
+    Setting("RATE_LIMIT_COMMENTS_PER_MINUTE", "rate_limit_comments_per_minute",
+            _int_range(1, 1_000_000), "20", "requests per minute, 1..1000000",
+            "getComments requests one client may make per minute (on top of the overall limit)."),
+    Setting("HEALTH_MAX_LAG_S", "health_max_lag_s", _float_range(1, 86_400), "300",
+            "seconds, 1..86400", "/xrpc/_health answers 503 when ingestion lags more than this."),
 )
 
 
@@ -176,10 +247,30 @@ class Config:
     metrics_port: int
     log_level: str
     log_format: str
+    api_host: str
+    api_port: int
+    instance_domain: str
+    instance_did: str | None
+    instance_public_key_multibase: str | None
+    pds_url: str
+    plc_url: str
+    image_cdn_url: str | None
+    skip_did_web_verification: bool
+    auth_skip_verify: bool
+    cursor_secret: str | None
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+    rate_limit_per_minute: int
+    rate_limit_comments_per_minute: int
+    health_max_lag_s: float
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def service_did(self) -> str:
+        """This AppView's DID: INSTANCE_DID, or did:web of INSTANCE_DOMAIN."""
+        return self.instance_did or "did:web:" + self.instance_domain.replace(":", "%3A")
 
     def describe(self) -> list[tuple[str, str]]:
         """Return (variable, value) pairs for display, secrets masked."""
@@ -238,6 +329,19 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    if not problems:
+        problems = _unsafe_in_production(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
+
+
+def _unsafe_in_production(values: dict[str, Any]) -> list[str]:
+    """Settings that are fine for development and refused when COVES_ENV=production."""
+    if values.get("env") != "production":
+        return []
+    problems = []
+    if values.get("auth_skip_verify"):
+        problems.append("AUTH_SKIP_VERIFY = true: trusting unverified tokens is refused when "
+                        "COVES_ENV=production; expected false")
+    return problems
