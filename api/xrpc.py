@@ -1,0 +1,224 @@
+"""XRPC methods: the `query` decorator, the per-request `Call`, and the dispatcher.
+
+Each NSID group module (community.py, feed.py, …) owns a `Queries` and declares its handlers:
+
+    queries = Queries()
+
+    @queries.query("social.coves.community.get", auth="optional")
+    async def get_community(call: Call) -> Body: ...
+
+`XrpcRouter` (built in app.py) compiles every declared query against its lexicon — parameter
+rules come from the lexicon's `params` def, never from hand-written checks — and serves
+`/xrpc/<nsid>`. Per request it: applies the client's rate limits, finds the method (unknown:
+404 MethodNotImplemented; wrong HTTP method: 405), parses parameters (400 on bad input),
+resolves the caller (auth none | optional | required), runs the handler and renders its body.
+A handler parses nothing itself: it calls one view function and returns what it gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, Literal
+
+import orjson
+from quart import Blueprint, Response, g, request
+
+from engine.config import Config
+from engine.db import Database
+from engine.lexicon import Lexicons
+
+from .auth import ServiceAuthVerifier, bearer_token
+from .cursors import CursorCodec
+from .errors import AuthenticationRequired, MethodNotAllowed, MethodNotImplemented, RateLimitExceeded
+from .metrics import RATE_LIMITED, set_route
+from .params import Format, ParamSpec
+from .ratelimit import Decision, RateLimiter, client_address
+
+__all__ = ["ApiContext", "AuthMode", "Body", "Call", "Queries", "RawJson", "XrpcRouter"]
+
+AuthMode = Literal["none", "optional", "required"]
+QUERY_METHODS: Final = ("GET", "HEAD")
+ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+OVERALL_BUCKET: Final = "overall"
+UNKNOWN_ROUTE: Final = "unknown"
+
+
+class RawJson(bytes):
+    """A response body already serialised (usually by Postgres): sent as is."""
+
+
+Body = Mapping[str, Any] | RawJson
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What handlers share: settings, the read pool, and the request-independent services."""
+
+    config: Config
+    db: Database
+    cursors: CursorCodec
+    verifier: ServiceAuthVerifier
+    limiter: RateLimiter
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    """One XRPC call as a handler sees it: checked parameters and the caller."""
+
+    nsid: str
+    params: dict[str, Any]
+    viewer: str | None
+    api: ApiContext
+
+    @property
+    def db(self) -> Database:
+        return self.api.db
+
+    def view_args(self) -> dict[str, Any]:
+        """Parameters every view SQL takes: the caller and where blobs are served from."""
+        config = self.api.config
+        return {"viewer": self.viewer, "pds": config.pds_url, "cdn": config.image_cdn_url,
+                "skip_host_check": config.skip_did_web_verification}
+
+
+Handler = Callable[[Call], Awaitable[Body]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryDef:
+    """A declared query, before it is compiled against the lexicons."""
+
+    nsid: str
+    handler: Handler
+    auth: AuthMode
+    aliases: tuple[str, ...]
+    formats: Mapping[str, Format]
+    bucket: str | None  # an extra, method-specific rate-limit bucket
+
+
+class Queries:
+    """The XRPC queries of one NSID group, collected by the `query` decorator."""
+
+    def __init__(self) -> None:
+        self.defs: list[QueryDef] = []
+
+    def query(self, nsid: str, *, auth: AuthMode = "optional", aliases: Iterable[str] = (),
+              formats: Mapping[str, Format] | None = None,
+              bucket: str | None = None) -> Callable[[Handler], Handler]:
+        """Declare `nsid` (and its `aliases`, e.g. Coves' drifted routes) as a GET query.
+
+        Args:
+            auth: "none" ignores tokens; "optional" verifies one when sent; "required" needs one.
+            formats: parameter format overrides (e.g. community references that may be
+                `!name@domain`, which the lexicon's at-identifier does not cover).
+            bucket: name of a method-specific rate limit (see `XrpcRouter` limits).
+        """
+
+        def register(handler: Handler) -> Handler:
+            self.defs.append(QueryDef(nsid, handler, auth, tuple(aliases), dict(formats or {}),
+                                      bucket))
+            return handler
+
+        return register
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Method:
+    """A query compiled for serving."""
+
+    nsid: str
+    handler: Handler
+    auth: AuthMode
+    params: ParamSpec
+    bucket: str | None
+
+
+class XrpcRouter:
+    """Every served query by NSID (aliases included), and the `/xrpc/<nsid>` endpoint.
+
+    Args:
+        groups: the `Queries` of each NSID group module.
+        lexicons: where each method's parameter rules come from.
+        limits: requests per minute per client for OVERALL_BUCKET and each method bucket.
+
+    Raises:
+        ValueError: a query without a lexicon `query` def, or an NSID declared twice.
+    """
+
+    def __init__(self, groups: Iterable[Queries], lexicons: Lexicons,
+                 limits: Mapping[str, int]) -> None:
+        self.methods: dict[str, Method] = {}
+        self.primary: dict[str, Method] = {}  # without aliases (OpenAPI, docs)
+        self._limits = dict(limits)
+        for group in groups:
+            for item in group.defs:
+                defn = lexicons.def_for(item.nsid)
+                if defn.get("type") != "query":
+                    raise ValueError(f"{item.nsid} is not a query in our lexicons")
+                if item.bucket is not None and item.bucket not in self._limits:
+                    raise ValueError(f"{item.nsid}: no limit configured for bucket {item.bucket}")
+                method = Method(item.nsid, item.handler, item.auth,
+                                ParamSpec.from_lexicon(defn, item.formats), item.bucket)
+                self.primary[item.nsid] = method
+                for name in (item.nsid, *item.aliases):
+                    if name in self.methods:
+                        raise ValueError(f"XRPC method {name} declared twice")
+                    self.methods[name] = method
+
+    def blueprint(self, api: ApiContext) -> Blueprint:
+        """The blueprint serving `/xrpc/<nsid>` over `api`."""
+        blueprint = Blueprint("xrpc", __name__)
+
+        @blueprint.route("/xrpc/<nsid>", methods=ALL_METHODS)
+        async def dispatch(nsid: str) -> Response:
+            return await self._dispatch(api, nsid)
+
+        return blueprint
+
+    async def _dispatch(self, api: ApiContext, nsid: str) -> Response:
+        method = self.methods.get(nsid)
+        set_route(method.nsid if method is not None else UNKNOWN_ROUTE)
+        client = client_address(request.remote_addr, request.headers.items(),
+                                api.config.trusted_proxies or ())
+        self._limit(api.limiter, OVERALL_BUCKET, client)
+        if method is None:
+            raise MethodNotImplemented(f"Method not implemented: {nsid}")
+        if request.method not in QUERY_METHODS:
+            raise MethodNotAllowed(f"{nsid} is a query: use GET",
+                                   headers={"Allow": ", ".join(QUERY_METHODS)})
+        if method.bucket is not None:
+            self._limit(api.limiter, method.bucket, client)
+        params = method.params.parse(request.args)
+        viewer = await _viewer(api.verifier, method, nsid)
+        body = await method.handler(Call(method.nsid, params, viewer, api))
+        payload = body if isinstance(body, RawJson) else orjson.dumps(body)
+        return Response(payload, content_type="application/json")
+
+    def _limit(self, limiter: RateLimiter, bucket: str, client: str) -> None:
+        decision = limiter.hit(bucket, client, self._limits[bucket])
+        # The tightest budget is the one a client must pace itself by.
+        shown: Decision | None = g.get("rate_limit")
+        if shown is None or decision.remaining <= shown.remaining:
+            g.rate_limit = decision
+        if not decision.allowed:
+            RATE_LIMITED.labels(bucket).inc()
+            raise RateLimitExceeded(f"Rate limit exceeded: {decision.limit} requests per minute",
+                                    headers=decision.headers())
+
+
+async def _viewer(verifier: ServiceAuthVerifier, method: Method, called: str) -> str | None:
+    if method.auth == "none":
+        return None
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        if method.auth == "required":
+            raise AuthenticationRequired(f"{method.nsid} requires authentication")
+        return None
+    return await verifier.verify(token, {method.nsid, called})
+
+
+def rate_limit_headers() -> dict[str, str]:
+    """RateLimit-* headers of the tightest budget this request counted against, if any."""
+    decision: Decision | None = g.get("rate_limit")
+    return decision.headers() if decision is not None else {}
