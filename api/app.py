@@ -1,0 +1,136 @@
+"""The API application: every blueprint, hook and error handler, assembled in one place.
+
+    create_app(config, db, resolver) -> QuartTrio
+        /xrpc/<nsid>           the XRPC queries of community, feed, comment, post, actor,
+                               aggregator (api/xrpc.py dispatches; one module per NSID group)
+        /xrpc/_health          database and ingestion health (api/health.py)
+        /.well-known/did.json  this AppView's did:web document (api/wellknown.py)
+        /metrics               Prometheus (api/metrics.py)
+        /openapi.json          the OpenAPI document generated from the lexicons (api/openapi.py)
+
+Every error leaves as the XRPC envelope `{"error", "message"}` (api/errors.py): our own
+XrpcErrors, HTTP errors from routing (404, 405, 413), an unreachable database (503), and — only
+for bugs — 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from engine.config import Config
+from engine.db import Database
+from engine.errors import DatabaseError, DatabaseUnavailable
+from engine.lexicon import Lexicons, load_default
+
+from . import actor, aggregator, comment, community, feed, health, metrics, openapi, post, wellknown
+from .auth import DidResolver, ServiceAuthVerifier
+from .cursors import CursorCodec
+from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
+                     XrpcError, error_response)
+from .ratelimit import RateLimiter
+from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
+
+__all__ = ["build_router", "create_app"]
+
+LOGGER = logging.getLogger(__name__)
+MAX_BODY_BYTES: Final = 1024 * 1024  # queries carry no body; this bounds what we read at all
+_CORS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, atproto-proxy, atproto-accept-labelers",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+    "Access-Control-Expose-Headers": "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After",
+}
+# Postgres data exceptions (22xxx) that reach us come from values a client chose (a search
+# string the parser rejects, a number out of range): the client's fault, not a 500.
+_CLIENT_SQLSTATE_CLASS: Final = "22"
+
+
+def build_router(config: Config, lexicons: Lexicons | None = None) -> XrpcRouter:
+    """Every XRPC query we serve, compiled against the lexicons, with the rate limits."""
+    return XrpcRouter(
+        (community.queries, feed.queries, comment.queries, post.queries, actor.queries,
+         aggregator.queries),
+        lexicons or load_default(),
+        limits={OVERALL_BUCKET: config.rate_limit_per_minute,
+                comment.COMMENTS_BUCKET: config.rate_limit_comments_per_minute})
+
+
+def create_app(config: Config, db: Database, resolver: DidResolver, *,
+               limiter: RateLimiter | None = None) -> QuartTrio:
+    """The API over `db`, verifying callers' tokens with DID documents from `resolver`.
+
+    Args:
+        limiter: the rate-limit state (tests pass one with a fake clock).
+    """
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    lexicons = load_default()
+    api = ApiContext(
+        config=config, db=db, cursors=CursorCodec(config.cursor_secret),
+        verifier=ServiceAuthVerifier(resolver, audience=config.service_did,
+                                     skip_verify=config.auth_skip_verify),
+        limiter=limiter or RateLimiter())
+    router = build_router(config, lexicons)
+
+    app.register_blueprint(router.blueprint(api))
+    app.register_blueprint(health.blueprint(api))
+    app.register_blueprint(wellknown.blueprint(config))
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(openapi.blueprint(router, lexicons))
+
+    app.before_request(metrics.start_request)
+    app.after_request(_finish_response)
+
+    app.register_error_handler(XrpcError, _xrpc_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DatabaseError, _database_error)
+    app.register_error_handler(Exception, _unhandled_error)
+    return app
+
+
+async def _finish_response(response: Response) -> Response:
+    response.headers.update(rate_limit_headers())
+    for name, value in _CORS.items():
+        response.headers.setdefault(name, value)
+    return metrics.observe_request(response)
+
+
+async def _xrpc_error(error: XrpcError) -> Response:
+    return error_response(error)
+
+
+async def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status == 404:
+        return error_response(NotFound("Not found"))
+    if status == 405:
+        return error_response(MethodNotAllowed(error.description or "Method not allowed"))
+    if status == 413:
+        return error_response(PayloadTooLarge(f"Request body larger than {MAX_BODY_BYTES} bytes"))
+    if status < 500:
+        return error_response(InvalidRequest(error.description or "Bad request"))
+    return await _unhandled_error(error)
+
+
+async def _database_error(error: DatabaseError) -> Response:
+    if isinstance(error, DatabaseUnavailable):
+        LOGGER.warning("database unavailable", extra={"error": str(error)})
+        return error_response(ServiceUnavailable("Database unavailable, retry later"))
+    sqlstate = getattr(error, "sqlstate", "") or ""
+    if sqlstate.startswith(_CLIENT_SQLSTATE_CLASS):
+        LOGGER.info("client value refused by Postgres", extra={"sqlstate": sqlstate, "error": str(error)})
+        return error_response(InvalidRequest("A parameter value is out of range or malformed"))
+    return await _unhandled_error(error)
+
+
+async def _unhandled_error(error: BaseException) -> Response:
+    # The last boundary: a bug. Counted and logged with its traceback; the client learns nothing
+    # of the internals.
+    metrics.UNHANDLED_ERRORS.inc()
+    LOGGER.error("unhandled error", exc_info=error)
+    return error_response(XrpcError("Internal server error"))

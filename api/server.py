@@ -1,0 +1,49 @@
+"""Serving the API: Hypercorn's Trio worker over `create_app`, as one task of a nursery.
+
+`coves run` starts it next to the engine, `coves api` alone (engine/service.py). It stops
+accepting connections when `shutdown_trigger` returns and lets requests in flight finish for up
+to GRACEFUL_TIMEOUT_S.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from engine.config import Config
+from engine.db import Database
+
+from .app import create_app
+from .auth import DidResolver
+
+__all__ = ["GRACEFUL_TIMEOUT_S", "serve_api"]
+
+LOGGER = logging.getLogger(__name__)
+GRACEFUL_TIMEOUT_S: Final = 10.0  # in-flight requests get this long after shutdown begins
+KEEP_ALIVE_S: Final = 75  # longer than common load balancers' idle timeout (60 s)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve_api(config: Config, db: Database, resolver: DidResolver, *,
+                    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the XRPC API on API_HOST:API_PORT until `shutdown_trigger` returns or cancelled.
+
+    `task_status.started(urls)` once listening (the bound URLs: API_PORT=0 picks a free port).
+    """
+    app = create_app(config, db, resolver)
+    hyper = HyperConfig()
+    hyper.bind = [_bind(config.api_host, config.api_port)]
+    hyper.accesslog = None  # requests are counted in metrics, not logged one by one
+    hyper.graceful_timeout = GRACEFUL_TIMEOUT_S
+    hyper.keep_alive_timeout = KEEP_ALIVE_S
+
+    await serve(app, hyper, shutdown_trigger=shutdown_trigger, task_status=task_status)
