@@ -45,9 +45,10 @@ _CORS: Final = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
     "Access-Control-Expose-Headers": "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After",
 }
-# Postgres data exceptions (22xxx) that reach us come from values a client chose (a search
-# string the parser rejects, a number out of range): the client's fault, not a 500.
-_CLIENT_SQLSTATE_CLASS: Final = "22"
+# Postgres errors a value a client chose can still cause after parameter checks (text that
+# does not parse as the type it is compared with, a number or date out of range, a search query
+# beyond Postgres' limits): the client's fault, answered 400. Any other failure is our bug: 500.
+_CLIENT_SQLSTATES: Final = frozenset({"22P02", "22003", "22008", "54000"})
 
 
 def build_router(config: Config, lexicons: Lexicons | None = None) -> XrpcRouter:
@@ -122,8 +123,8 @@ async def _database_error(error: DatabaseError) -> Response:
         LOGGER.warning("database unavailable", extra={"error": str(error)})
         return error_response(ServiceUnavailable("Database unavailable, retry later"))
     sqlstate = getattr(error, "sqlstate", "") or ""
-    if sqlstate.startswith(_CLIENT_SQLSTATE_CLASS):
-        LOGGER.info("client value refused by Postgres", extra={"sqlstate": sqlstate, "error": str(error)})
+    if sqlstate in _CLIENT_SQLSTATES:
+        LOGGER.info("client value refused by Postgres: %s", error, extra={"sqlstate": sqlstate})
         return error_response(InvalidRequest("A parameter value is out of range or malformed"))
     return await _unhandled_error(error)
 

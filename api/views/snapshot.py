@@ -104,8 +104,8 @@ moved AS (
     -- rows whose keys changed after the walk's snapshot, with the keys that snapshot saw
     SELECT DISTINCT ON (h.uri) h.uri, h.hot_key, h.score, h.created_at
       FROM rank_history AS h
-     WHERE h.xid >= pg_snapshot_xmin(:snapshot::pg_snapshot)
-       AND NOT pg_visible_in_snapshot(h.xid, :snapshot::pg_snapshot)
+     WHERE h.xid >= pg_snapshot_xmin((:snapshot::text)::pg_snapshot)
+       AND NOT pg_visible_in_snapshot(h.xid, (:snapshot::text)::pg_snapshot)
        AND :snapshot_at::double precision
            > extract(epoch FROM now() - coves_rank_history_retention())
      ORDER BY h.uri, h.id
