@@ -151,6 +151,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Address of the Prometheus endpoint."),
     Setting("METRICS_PORT", "metrics_port", _int_range(0, 65535), "9464",
             "a TCP port, 0..65535 (0 disables)", "Port of the Prometheus endpoint (/metrics)."),
+    Setting("BACKUP_DIR", "backup_dir", _directory, None, "a directory path",
+            "Where `coves backup` writes archives. Unset: COVES_DATA_DIR/backups."),
+    Setting("BACKUP_KEEP_DAYS", "backup_keep_days", _int_range(1, 3650), "30", "days, 1..3650",
+            "`coves backup` deletes archives older than this."),
+    Setting("PG_BIN_DIR", "pg_bin_dir", _directory, None, "a directory holding pg_dump",
+            "Where pg_dump/pg_restore are. Unset: the embedded Postgres' own, else PATH."),
     Setting("LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "info",
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
@@ -174,6 +180,9 @@ class Config:
     batch_max_latency_ms: int
     metrics_host: str
     metrics_port: int
+    backup_dir: Path | None
+    backup_keep_days: int
+    pg_bin_dir: Path | None
     log_level: str
     log_format: str
 

@@ -18,6 +18,7 @@ from typing import Final
 
 import trio
 
+from .backup import RestoreReport, backup, restore
 from .batcher import Batch
 from .config import Config
 from .db import open_bridge, open_database
@@ -30,7 +31,8 @@ from .sources import Source
 from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
 
-__all__ = ["migrate", "open_postgres", "replay", "run_engine", "run_reconcile", "run_redrive"]
+__all__ = ["migrate", "open_postgres", "replay", "run_backup", "run_engine", "run_reconcile",
+           "run_redrive", "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -147,3 +149,18 @@ async def run_reconcile(config: Config, *, fix: bool) -> list[Drift]:
     async with open_bridge(), _open_migrated(config) as url:
         async with open_database(url, min_size=1, max_size=1, application_name="coves-reconcile") as db:
             return await reconcile(db, fix=fix)
+
+
+async def run_backup(config: Config) -> Path:
+    """`coves backup`: a time-stamped pg_dump archive; older ones pruned."""
+    directory = config.backup_dir or config.data_dir / "backups"
+    async with open_postgres(config) as url:
+        return await backup(url, directory, keep_days=config.backup_keep_days,
+                            bin_dir=config.pg_bin_dir)
+
+
+async def run_restore(config: Config, archive: Path) -> RestoreReport:
+    """`coves restore FILE`: into an empty database, then row counts and reconcile."""
+    async with open_bridge(), open_postgres(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-restore") as db:
+            return await restore(db, url, archive, bin_dir=config.pg_bin_dir)
