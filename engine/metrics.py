@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "BATCH_FLUSH_SECONDS", "BATCH_RETRIES", "BATCH_SIZE", "BREAKER_STATE", "COMMITTED_CURSOR",
     "DB_ERRORS", "DB_POOL_CONNECTIONS", "DB_POOL_WAITING", "DB_QUERY_SECONDS", "DB_SLOW_QUERIES", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
-    "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+    "PENDING_EVENTS", "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
 ]
 
 # ---- source ----
@@ -45,6 +45,8 @@ BATCH_FLUSH_SECONDS: Final = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUEUE_DEPTH: Final = Gauge(
     "coves_ingest_queue_batches", "Batches waiting for the writer.", ["source"])
+PENDING_EVENTS: Final = Gauge(
+    "coves_ingest_pending_events", "Events read but not yet handed to the writer.", ["source"])
 BATCH_RETRIES: Final = Counter(
     "coves_ingest_batch_retries_total", "Batch writes retried after a database failure.", ["source"])
 DB_ERRORS: Final = Counter(
