@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config"]
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config", "production_problems"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
@@ -37,6 +37,9 @@ class Setting:
     form: str  # the accepted form, shown in errors and --help
     help: str
     secret: bool = False
+    # In production: "off" = must be unset or false (development shortcuts), "required" = must
+    # be set (secrets and identities the service cannot run safely without).
+    production: str | None = None
 
     @property
     def flag(self) -> str:
@@ -247,6 +250,20 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    if values.get("env") == "production":
+        problems += production_problems(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
+
+
+def production_problems(values: Mapping[str, Any]) -> list[str]:
+    """What COVES_ENV=production refuses: development shortcuts on, required settings unset."""
+    problems = []
+    for setting in SETTINGS:
+        value = values.get(setting.field)
+        if setting.production == "off" and value:
+            problems.append(f"{setting.env} must be off in production (it is a development shortcut)")
+        elif setting.production == "required" and value in (None, ""):
+            problems.append(f"{setting.env} is required in production: {setting.help}")
+    return problems
