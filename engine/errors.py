@@ -6,7 +6,8 @@
     ├── RejectedEvent          input we refuse; stored in ingest_rejects with a RejectReason
     ├── SourceError            the upstream stream failed; the source reconnects
     │   ├── SourceTimeout      no frame within the idle timeout
-    │   └── SourceClosed       the peer closed the connection (code, reason)
+    │   ├── SourceClosed       the peer closed the connection (code, reason)
+    │   └── SourceRefused      the peer sent an error frame (firehose `op: -1`: error, message)
     └── DatabaseError          Postgres failed while writing
         ├── DatabaseUnavailable  transient: connection lost, server restarting; retried, trips the breaker
         └── BreakerOpen          the breaker stopped intake until the database answers again
@@ -29,6 +30,7 @@ __all__ = [
     "RejectedEvent",
     "SourceClosed",
     "SourceError",
+    "SourceRefused",
     "SourceTimeout",
 ]
 
@@ -88,6 +90,15 @@ class SourceClosed(SourceError):
         super().__init__(f"connection closed (code={code}, reason={reason!r})")
         self.code = code
         self.reason = reason
+
+
+class SourceRefused(SourceError):
+    """The peer sent an error frame (e.g. FutureCursor, ConsumerTooSlow) and will close."""
+
+    def __init__(self, error: str | None, message: str | None) -> None:
+        super().__init__(f"error frame {error or '(unnamed)'}: {message or ''}".rstrip(": "))
+        self.error = error
+        self.message = message
 
 
 class DatabaseError(EngineError):
