@@ -1,7 +1,8 @@
 """The nursery tree of each command. Every long-lived task of the program starts here.
 
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
-                         nursery{ metrics server, ingest(Jetstream), signal watcher }
+                         nursery{ metrics server, ingest(Jetstream) — or one ingest per
+                         FIREHOSE_URL, each with its own writer —, signal watcher }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
 """
 
@@ -27,6 +28,7 @@ from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
 from .redrive import RedriveReport, redrive
 from .sources import Source
+from .sources.firehose import FirehoseSource
 from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
 
@@ -94,26 +96,48 @@ class IngestTotals:
                 f"rejected{detail(self.rejected)}")
 
 
-async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool) -> IngestTotals:
+async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool) -> IngestTotals:
+    """Ingest from each source (each with its own writer connection) until they end or a signal."""
     from .metrics_server import serve_metrics
 
     totals = IngestTotals()
-    async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
+    settings = IngestSettings.from_config(config)
+
+    async def ingest(url: str, source: Source, stop: trio.Event) -> None:
+        async with open_writer_database(url) as db:
+            totals.cursor = await run_ingest(db, source, settings=settings, stop=stop,
+                                             resume=resume, on_commit=totals.add)
+
+    async with open_bridge(), _open_migrated(config) as url:
         stop = trio.Event()
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
-                totals.cursor = await run_ingest(
-                    db, source, settings=IngestSettings.from_config(config), stop=stop,
-                    resume=resume, on_commit=totals.add)
+                async with trio.open_nursery() as ingests:
+                    for source in sources:
+                        ingests.start_soon(ingest, url, source, stop)
                 nursery.cancel_scope.cancel()
     return totals
 
 
+def firehose_sources(config: Config) -> list[FirehoseSource]:
+    """One source per FIREHOSE_URL item (empty when unset)."""
+    return [FirehoseSource(url, config.jetstream_collections,
+                           idle_timeout_s=config.firehose_idle_timeout_s)
+            for url in config.firehose_urls or ()]
+
+
 async def run_engine(config: Config) -> None:
-    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal."""
+    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal.
+
+    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
+    """
+    firehoses = firehose_sources(config)
+    if firehoses:
+        await _run_source(config, *firehoses, resume=True, metrics=True)
+        return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
