@@ -8,6 +8,7 @@
     │   ├── SourceTimeout      no frame within the idle timeout
     │   ├── SourceClosed       the peer closed the connection (code, reason)
     │   └── SourceRefused      the peer sent an error frame (firehose `op: -1`: error, message)
+    ├── HostError              a PDS or relay failed an XRPC call backfill made (status, error)
     └── DatabaseError          Postgres failed while writing
         ├── DatabaseUnavailable  transient: connection lost, server restarting; retried, trips the breaker
         └── BreakerOpen          the breaker stopped intake until the database answers again
@@ -25,6 +26,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "EngineError",
+    "HostError",
     "MigrationError",
     "RejectReason",
     "RejectedEvent",
@@ -99,6 +101,25 @@ class SourceRefused(SourceError):
         super().__init__(f"error frame {error or '(unnamed)'}: {message or ''}".rstrip(": "))
         self.error = error
         self.message = message
+
+
+class HostError(EngineError):
+    """A PDS or relay answered an XRPC call with an error, or could not be reached (status 0).
+
+    `transient` says whether trying again later may help (unreachable, 429, 5xx but 501).
+    """
+
+    def __init__(self, method: str, status: int, error: str | None, message: str | None) -> None:
+        super().__init__(f"{method}: {f'HTTP {status}' if status else 'unreachable'} "
+                         f"{error or ''} {message or ''}".strip())
+        self.method = method
+        self.status = status
+        self.error = error
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 429) or (self.status >= 500 and self.status != 501)
 
 
 class DatabaseError(EngineError):
