@@ -227,7 +227,11 @@ async def discover(db: Database, client: SyncClient, collections: Sequence[str],
     were listed.
 
     Asks `listReposByCollection` (a relay's index) for each handled collection matching the
-    patterns; a host without it (a PDS) is asked `listRepos` — every active repo on it.
+    patterns; a host without it (a PDS answers 400, 404 or 501) is asked `listRepos` — every
+    active repo on it.
+
+    Error handling: a transient failure that outlived the client's retries propagates; any
+    other refusal of the relay index means "not offered here".
     """
     wanted = WantedCollections(collections)
     listed: set[str] = set()
@@ -236,8 +240,10 @@ async def discover(db: Database, client: SyncClient, collections: Sequence[str],
             async for repo in client.list_repos_by_collection(collection):
                 listed.add(repo["did"])
     except HostError as exc:
-        if not client.offers_nothing(exc):
+        if exc.transient:
             raise
+        LOGGER.info("no listReposByCollection here (%s): listing every repo", exc,
+                    extra={"host": client.base_url})
         listed.clear()
         async for repo in client.list_repos():
             if repo.get("active", True) is not False:

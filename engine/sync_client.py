@@ -31,8 +31,6 @@ ATTEMPTS: Final = 6
 RETRY_BASE_S: Final = 0.5
 RETRY_CAP_S: Final = 30.0
 LIST_PAGE: Final = 1000  # listRepos / listReposByCollection page size (the lexicons' maximum)
-# A host answering one of these has no listReposByCollection: use listRepos.
-_NOT_OFFERED: Final = frozenset({404, 405, 501})
 
 
 class RateLimit:
@@ -90,16 +88,11 @@ class SyncClient:
         """Repos holding records of `collection` (a relay's index; `{did}` each).
 
         Raises:
-            HostError: status 404/405/501 when the host does not offer it (a plain PDS).
+            HostError: e.g. 400/404/501 when the host does not offer it (a plain PDS).
         """
         async for repo in self._pages("com.atproto.sync.listReposByCollection",
                                       {"collection": collection}):
             yield repo
-
-    @staticmethod
-    def offers_nothing(error: HostError) -> bool:
-        """Whether `error` means the method does not exist on that host."""
-        return error.status in _NOT_OFFERED or error.error == "MethodNotImplemented"
 
     async def _pages(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         cursor: str | None = None
