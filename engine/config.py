@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config"]
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config", "production_problems"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
@@ -37,6 +37,9 @@ class Setting:
     form: str  # the accepted form, shown in errors and --help
     help: str
     secret: bool = False
+    # In production: "off" = must be unset or false (development shortcuts), "required" = must
+    # be set (secrets and identities the service cannot run safely without).
+    production: str | None = None
 
     @property
     def flag(self) -> str:
@@ -178,6 +181,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Address of the Prometheus endpoint."),
     Setting("METRICS_PORT", "metrics_port", _int_range(0, 65535), "9464",
             "a TCP port, 0..65535 (0 disables)", "Port of the Prometheus endpoint (/metrics)."),
+    Setting("BACKUP_DIR", "backup_dir", _directory, None, "a directory path",
+            "Where `coves backup` writes archives. Unset: COVES_DATA_DIR/backups."),
+    Setting("BACKUP_KEEP_DAYS", "backup_keep_days", _int_range(1, 3650), "30", "days, 1..3650",
+            "`coves backup` deletes archives older than this."),
+    Setting("PG_BIN_DIR", "pg_bin_dir", _directory, None, "a directory holding pg_dump",
+            "Where pg_dump/pg_restore are. Unset: the embedded Postgres' own, else PATH."),
     Setting("LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "info",
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
@@ -201,6 +210,9 @@ class Config:
     batch_max_latency_ms: int
     metrics_host: str
     metrics_port: int
+    backup_dir: Path | None
+    backup_keep_days: int
+    pg_bin_dir: Path | None
     log_level: str
     log_format: str
     firehose_urls: tuple[str, ...] | None = None
@@ -270,6 +282,20 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    if values.get("env") == "production":
+        problems += production_problems(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
+
+
+def production_problems(values: Mapping[str, Any]) -> list[str]:
+    """What COVES_ENV=production refuses: development shortcuts on, required settings unset."""
+    problems = []
+    for setting in SETTINGS:
+        value = values.get(setting.field)
+        if setting.production == "off" and value:
+            problems.append(f"{setting.env} must be off in production (it is a development shortcut)")
+        elif setting.production == "required" and value in (None, ""):
+            problems.append(f"{setting.env} is required in production: {setting.help}")
+    return problems

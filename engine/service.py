@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-import trio
-
 import httpx
+import trio
 
 from .backfill import (BackfillProgress, BackfillSource, discover, mark_pending, report_progress,
                        resolve_targets)
+from .backup import RestoreReport, backup, restore
 from .batcher import Batch
 from .config import Config
-from .errors import ConfigError
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
+from .errors import ConfigError
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
@@ -42,7 +42,8 @@ from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
 from .sync_client import HTTP_TIMEOUT, SyncClient
 
-__all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_backfill", "run_engine", "run_reconcile", "run_redrive"]
+__all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_backfill", "run_backup",
+           "run_engine", "run_reconcile", "run_redrive", "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -181,6 +182,21 @@ async def run_reconcile(config: Config, *, fix: bool) -> list[Drift]:
     async with open_bridge(), _open_migrated(config) as url:
         async with open_database(url, min_size=1, max_size=1, application_name="coves-reconcile") as db:
             return await reconcile(db, fix=fix)
+
+
+async def run_backup(config: Config) -> Path:
+    """`coves backup`: a time-stamped pg_dump archive; older ones pruned."""
+    directory = config.backup_dir or config.data_dir / "backups"
+    async with open_postgres(config) as url:
+        return await backup(url, directory, keep_days=config.backup_keep_days,
+                            bin_dir=config.pg_bin_dir)
+
+
+async def run_restore(config: Config, archive: Path) -> RestoreReport:
+    """`coves restore FILE`: into an empty database, then row counts and reconcile."""
+    async with open_bridge(), open_postgres(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-restore") as db:
+            return await restore(db, url, archive, bin_dir=config.pg_bin_dir)
 
 
 def backfill_hosts(config: Config) -> tuple[str, ...]:

@@ -62,22 +62,26 @@ def is_cid(value: object) -> bool:
 
 
 def parse_datetime(value: object) -> datetime | None:
-    """Parse an atproto datetime string; None if it is not one."""
-    if not isinstance(value, str) or len(value) > 64 or not _DATETIME_RE.match(value):
-        return None
-    text = value
-    # fromisoformat takes at most 6 fractional digits; atproto allows more.
-    dot = text.find(".")
-    if dot != -1:
-        end = dot + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        text = text[:dot + 1] + text[dot + 1:end][:6].ljust(6, "0") + text[end:]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    """Parse an atproto datetime string; None if it is not one.
+
+    The lexicon check and then the record handler parse the same createdAt back to back, so the
+    last answer is kept (a one-entry cache, checked by identity).
+    """
+    global _last_parsed
+    if value is _last_parsed[0]:
+        return _last_parsed[1]
+    parsed = None
+    if isinstance(value, str) and len(value) <= 64 and _DATETIME_RE.match(value):
+        try:
+            # Python 3.11 reads any number of fractional digits (beyond 6 are truncated).
+            parsed = datetime.fromisoformat(value)
+        except ValueError:  # e.g. 2026-02-30
+            parsed = None
+    _last_parsed = (value, parsed)
+    return parsed
+
+
+_last_parsed: tuple[object, datetime | None] = (None, None)
 
 
 def is_datetime(value: object) -> bool:

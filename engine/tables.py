@@ -48,7 +48,7 @@ class Column:
     immutable: bool = False
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Table:
     """A real table the engine writes, and how rows merge into it.
 
@@ -76,6 +76,9 @@ class Table:
     repo: str | None = None
     merge: str | None = None
 
+    # Tables are module constants and dict keys on the hot path (rows per table in a batch):
+    # identity equality hashes in O(1), where field equality would hash every column each time.
+
     @property
     def stage(self) -> str:
         return STAGE_PREFIX + self.name
@@ -99,7 +102,7 @@ class Table:
             raise ValueError(f"table {self.name}: key columns cannot be marked immutable")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Recount:
     """Counter columns kept equal to a count over source rows.
 

@@ -286,8 +286,8 @@ class Writer:
                 if self._breaker.is_open:
                     raise BreakerOpen(f"database unavailable after {attempt + 1} attempts") from exc
                 delay = backoff_delay(attempt, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
-                LOGGER.warning("batch write failed, retrying",
-                               extra={"attempt": attempt, "delay_s": round(delay, 3), "error": str(exc)})
+                LOGGER.warning("batch write failed, retrying", extra={
+                    "batch": batch.id, "attempt": attempt, "delay_s": round(delay, 3), "error": str(exc)})
                 metrics.BATCH_RETRIES.labels(self._label).inc()
                 attempt += 1
                 await trio.sleep(delay)
@@ -295,8 +295,8 @@ class Writer:
                 if one_by_one or not batch.events:
                     raise  # not an event's fault (a bug or a broken schema): stop loudly
                 metrics.DB_ERRORS.labels(self._label, "refused").inc()
-                LOGGER.error("batch refused by postgres, writing it event by event",
-                             extra={"error": str(exc), "events": len(batch.events)})
+                LOGGER.error("batch refused by postgres, writing it event by event", extra={
+                    "batch": batch.id, "error": str(exc), "events": len(batch.events)})
                 one_by_one = True
         self._breaker.record_success()
         self._committed(batch, late, time.perf_counter() - started)
@@ -325,6 +325,9 @@ class Writer:
             metrics.EVENTS_SKIPPED.labels(label, reason).inc(count)
         for reason, count in rejected.items():
             metrics.EVENTS_REJECTED.labels(label, reason).inc(count)
+        LOGGER.debug("batch committed", extra={
+            "batch": batch.id, "events": batch.size, "cursor": batch.cursor,
+            "seconds": round(seconds, 4), "late_rejects": len(late)})
         if self._on_commit is not None:
             self._on_commit(batch)
 
