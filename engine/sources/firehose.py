@@ -81,7 +81,7 @@ class FirehoseSource:
             return subscribe_url(self.url, self.resume_cursor(start))
 
         async def on_failure(error: BaseException) -> None:
-            if isinstance(error, trio_websocket.ConnectionClosed) \
+            if isinstance(error, trio_websocket.ConnectionClosed) and error.reason is not None \
                     and error.reason.code == _MESSAGE_TOO_BIG:
                 await self._skip_oversize(sink)
 
@@ -103,8 +103,8 @@ class FirehoseSource:
             message = await ws.get_message()
             watchdog.frames += 1
             if isinstance(message, str):
-                rejected = RejectedEvent(RejectReason.INVALID_FRAME, "text message on a binary stream")
-                await sink.reject(rejected, message.encode(), None)
+                text = RejectedEvent(RejectReason.INVALID_FRAME, "text message on a binary stream")
+                await sink.reject(text, message.encode(), None)
                 continue
             try:
                 frame = decode(message)
@@ -121,8 +121,8 @@ class FirehoseSource:
             if first:
                 self._reconnector.healthy()
                 first = False
-            for rejected, event in frame.rejects:
-                await sink.reject(rejected, message, event.cursor, event)
+            for refused, event in frame.rejects:
+                await sink.reject(refused, message, event.cursor, event)
             for event in frame.events:
                 await sink.event(event)
             self.last_seq = frame.seq

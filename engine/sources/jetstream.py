@@ -91,7 +91,7 @@ class JetstreamSource:
             return subscribe_url(self.url, self.collections, self.resume_cursor(start), self.compress)
 
         async def on_failure(error: BaseException) -> None:
-            if isinstance(error, trio_websocket.ConnectionClosed) \
+            if isinstance(error, trio_websocket.ConnectionClosed) and error.reason is not None \
                     and error.reason.code == _MESSAGE_TOO_BIG:
                 await self._skip_oversize(sink)
 

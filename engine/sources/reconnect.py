@@ -104,6 +104,8 @@ def failure_of(exc: BaseException) -> tuple[str, str, BaseException] | None:
         return "error_frame", str(exc), exc
     if isinstance(exc, trio_websocket.ConnectionClosed):
         reason = exc.reason
+        if reason is None:
+            return "closed", "connection closed", exc
         return "closed", f"code={reason.code} {reason.name} {reason.reason or ''}".strip(), exc
     if isinstance(exc, trio_websocket.ConnectionRejected):
         return "rejected", f"HTTP {exc.status_code}", exc
