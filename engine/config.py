@@ -65,6 +65,18 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    single = _url(*schemes)
+
+    def parse(value: str) -> tuple[str, ...]:
+        items = tuple(single(item) for item in value.split(",") if item.strip())
+        if not items:
+            raise ValueError("no URL given")
+        return items
+
+    return parse
+
+
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         number = int(value)
@@ -146,6 +158,21 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "seconds, 0.1..3600", "Reconnect when no frame arrives for this long."),
     Setting("JETSTREAM_REWIND_S", "jetstream_rewind_s", _float_range(0, 3600), "5",
             "seconds, 0..3600", "Resume this far before the stored cursor (duplicates are harmless)."),
+    # ---- raw firehose (replaces Jetstream when set) and backfill ----
+    Setting("FIREHOSE_URL", "firehose_urls", _urls("ws", "wss"), None,
+            "comma-separated ws://… or wss://… (a PDS or relay; /xrpc/… path optional)",
+            "Raw firehose(s) (com.atproto.sync.subscribeRepos) to read instead of Jetstream; "
+            "each gets its own cursor and writer. Collections: JETSTREAM_COLLECTIONS, filtered "
+            "locally."),
+    Setting("FIREHOSE_IDLE_TIMEOUT_S", "firehose_idle_timeout_s", _float_range(0.1, 3600), "60",
+            "seconds, 0.1..3600", "Reconnect to a firehose when no frame arrives for this long."),
+    Setting("BACKFILL_URL", "backfill_urls", _urls("http", "https"), None,
+            "comma-separated http://… or https://… (a PDS or relay)",
+            "Hosts `coves backfill` lists and fetches repos from; unset: the FIREHOSE_URL hosts."),
+    Setting("BACKFILL_CONCURRENCY", "backfill_concurrency", _int_range(1, 64), "5",
+            "an integer, 1..64", "Repos fetched at once from each backfill host."),
+    Setting("BACKFILL_RATE", "backfill_rate", _float_range(0.1, 1000), "10",
+            "requests per second, 0.1..1000", "Most requests per second to each backfill host."),
     Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000), "5000",
             "an integer, 1..100000", "Flush a batch once it holds this many events."),
     Setting("BATCH_MAX_LATENCY_MS", "batch_max_latency_ms", _int_range(1, 60_000), "100",
@@ -188,6 +215,11 @@ class Config:
     pg_bin_dir: Path | None
     log_level: str
     log_format: str
+    firehose_urls: tuple[str, ...] | None = None
+    firehose_idle_timeout_s: float = 60.0
+    backfill_urls: tuple[str, ...] | None = None
+    backfill_concurrency: int = 5
+    backfill_rate: float = 10.0
 
     @property
     def production(self) -> bool:
