@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import math
+import time
 from collections import Counter
 from collections.abc import Container
 from typing import Any, Final
@@ -29,6 +31,8 @@ __all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
 # cannot fill the database. Other rejects are under the 4 MiB event cap and kept whole, so
 # `coves redrive` can re-read them.
 REJECT_RAW_CAP_BYTES: Final = 64 * 1024
+# Batch ids: the process start time (seconds, hex) and a counter, unique across restarts.
+_BATCH_IDS: Final = itertools.count(int(time.time()) << 20)
 
 
 @dataclasses.dataclass(slots=True)
@@ -37,6 +41,7 @@ class Batch:
 
     Attributes:
         source: cursor key of the source (e.g. "jetstream").
+        id: correlation id of the batch in log lines (`batch=`).
         rows: staged rows per table, in arrival order.
         events: the events that produced rows, with their rows (to retry them one by one if the
             batch fails, and to name the event behind a refused version).
@@ -50,6 +55,7 @@ class Batch:
     """
 
     source: str
+    id: str = dataclasses.field(default_factory=lambda: f"b-{next(_BATCH_IDS):x}")
     rows: dict[Table, list[tuple[Any, ...]]] = dataclasses.field(default_factory=dict)
     events: list[tuple[Event, list[RowOp]]] = dataclasses.field(default_factory=list)
     rejects: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
@@ -111,6 +117,11 @@ class Batcher:
         self._taken = trio.Event()
 
     # ---- reader side: synchronous adds, one await when the batch is full ----
+
+    @property
+    def pending(self) -> int:
+        """Events in the batch being filled."""
+        return self._pending.size
 
     @property
     def full(self) -> bool:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config"]
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config", "production_problems"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
@@ -38,6 +38,9 @@ class Setting:
     form: str  # the accepted form, shown in errors and --help
     help: str
     secret: bool = False
+    # In production: "off" = must be unset or false (development shortcuts), "required" = must
+    # be set (secrets and identities the service cannot run safely without).
+    production: str | None = None
 
     @property
     def flag(self) -> str:
@@ -59,6 +62,18 @@ def _url(*schemes: str) -> Callable[[str], str]:
         if parts.scheme not in schemes or not parts.netloc:
             raise ValueError(f"not a {'/'.join(schemes)} URL")
         return value.strip()
+
+    return parse
+
+
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    single = _url(*schemes)
+
+    def parse(value: str) -> tuple[str, ...]:
+        items = tuple(single(item) for item in value.split(",") if item.strip())
+        if not items:
+            raise ValueError("no URL given")
+        return items
 
     return parse
 
@@ -179,6 +194,21 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "seconds, 0.1..3600", "Reconnect when no frame arrives for this long."),
     Setting("JETSTREAM_REWIND_S", "jetstream_rewind_s", _float_range(0, 3600), "5",
             "seconds, 0..3600", "Resume this far before the stored cursor (duplicates are harmless)."),
+    # ---- raw firehose (replaces Jetstream when set) and backfill ----
+    Setting("FIREHOSE_URL", "firehose_urls", _urls("ws", "wss"), None,
+            "comma-separated ws://… or wss://… (a PDS or relay; /xrpc/… path optional)",
+            "Raw firehose(s) (com.atproto.sync.subscribeRepos) to read instead of Jetstream; "
+            "each gets its own cursor and writer. Collections: JETSTREAM_COLLECTIONS, filtered "
+            "locally."),
+    Setting("FIREHOSE_IDLE_TIMEOUT_S", "firehose_idle_timeout_s", _float_range(0.1, 3600), "60",
+            "seconds, 0.1..3600", "Reconnect to a firehose when no frame arrives for this long."),
+    Setting("BACKFILL_URL", "backfill_urls", _urls("http", "https"), None,
+            "comma-separated http://… or https://… (a PDS or relay)",
+            "Hosts `coves backfill` lists and fetches repos from; unset: the FIREHOSE_URL hosts."),
+    Setting("BACKFILL_CONCURRENCY", "backfill_concurrency", _int_range(1, 64), "5",
+            "an integer, 1..64", "Repos fetched at once from each backfill host."),
+    Setting("BACKFILL_RATE", "backfill_rate", _float_range(0.1, 1000), "10",
+            "requests per second, 0.1..1000", "Most requests per second to each backfill host."),
     Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000), "5000",
             "an integer, 1..100000", "Flush a batch once it holds this many events."),
     Setting("BATCH_MAX_LATENCY_MS", "batch_max_latency_ms", _int_range(1, 60_000), "100",
@@ -187,6 +217,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Address of the Prometheus endpoint."),
     Setting("METRICS_PORT", "metrics_port", _int_range(0, 65535), "9464",
             "a TCP port, 0..65535 (0 disables)", "Port of the Prometheus endpoint (/metrics)."),
+    Setting("BACKUP_DIR", "backup_dir", _directory, None, "a directory path",
+            "Where `coves backup` writes archives. Unset: COVES_DATA_DIR/backups."),
+    Setting("BACKUP_KEEP_DAYS", "backup_keep_days", _int_range(1, 3650), "30", "days, 1..3650",
+            "`coves backup` deletes archives older than this."),
+    Setting("PG_BIN_DIR", "pg_bin_dir", _directory, None, "a directory holding pg_dump",
+            "Where pg_dump/pg_restore are. Unset: the embedded Postgres' own, else PATH."),
     Setting("LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "info",
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
@@ -200,7 +236,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Public domain of this AppView (did:web and !name@domain community names)."),
     Setting("INSTANCE_DID", "instance_did", _did, None, "a DID, e.g. did:web:coves.social",
             "This AppView's DID: the `aud` service-auth tokens must carry. "
-            "Unset: did:web:INSTANCE_DOMAIN."),
+            "Unset: did:web:INSTANCE_DOMAIN.", production="required"),
     Setting("INSTANCE_PUBLIC_KEY_MULTIBASE", "instance_public_key_multibase", _multibase_key, None,
             "a multikey (z + base58btc)", "Public key published in /.well-known/did.json."),
     Setting("PDS_URL", "pds_url", _url("http", "https"), "http://localhost:3001", "an http(s) URL",
@@ -210,13 +246,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("IMAGE_CDN_URL", "image_cdn_url", _url("http", "https"), None, "an http(s) URL",
             "When set, image URLs are IMAGE_CDN_URL/{did}/{cid} instead of the PDS getBlob URL."),
     Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false", "true|false",
-            "Show communities whose hostedBy was not verified (development only)."),
+            "Show communities whose hostedBy was not verified (development only).",
+            production="off"),
     Setting("AUTH_SKIP_VERIFY", "auth_skip_verify", _bool, "false", "true|false",
-            "Trust a token's `iss` without checking its signature (development only; refused "
-            "in production)."),
+            "Trust a token's `iss` without checking its signature (development only).",
+            production="off"),
     Setting("CURSOR_SECRET", "cursor_secret", _secret, None, "at least 16 characters",
             "HMAC key of pagination cursors; every API process must share it. Unset: a random "
-            "key per process (development only).", secret=True),
+            "key per process (cursors die with it).", secret=True, production="required"),
     Setting("TRUSTED_PROXIES", "trusted_proxies", _cidrs, None, "comma-separated CIDRs",
             "Peers whose X-Forwarded-For / X-Real-IP name the client (rate limits)."),
     Setting("RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", _int_range(1, 1_000_000), "100",
@@ -245,23 +282,31 @@ class Config:
     batch_max_latency_ms: int
     metrics_host: str
     metrics_port: int
+    backup_dir: Path | None
+    backup_keep_days: int
+    pg_bin_dir: Path | None
     log_level: str
     log_format: str
-    api_host: str
-    api_port: int
-    instance_domain: str
-    instance_did: str | None
-    instance_public_key_multibase: str | None
-    pds_url: str
-    plc_url: str
-    image_cdn_url: str | None
-    skip_did_web_verification: bool
-    auth_skip_verify: bool
-    cursor_secret: str | None
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
-    rate_limit_per_minute: int
-    rate_limit_comments_per_minute: int
-    health_max_lag_s: float
+    firehose_urls: tuple[str, ...] | None = None
+    firehose_idle_timeout_s: float = 60.0
+    backfill_urls: tuple[str, ...] | None = None
+    backfill_concurrency: int = 5
+    backfill_rate: float = 10.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    instance_domain: str = "localhost"
+    instance_did: str | None = None
+    instance_public_key_multibase: str | None = None
+    pds_url: str = "http://localhost:3001"
+    plc_url: str = "https://plc.directory"
+    image_cdn_url: str | None = None
+    skip_did_web_verification: bool = False
+    auth_skip_verify: bool = False
+    cursor_secret: str | None = None
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    rate_limit_per_minute: int = 100
+    rate_limit_comments_per_minute: int = 20
+    health_max_lag_s: float = 300.0
 
     @property
     def production(self) -> bool:
@@ -329,19 +374,20 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
-    if not problems:
-        problems = _unsafe_in_production(values)
+    if values.get("env") == "production":
+        problems += production_problems(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
 
 
-def _unsafe_in_production(values: dict[str, Any]) -> list[str]:
-    """Settings that are fine for development and refused when COVES_ENV=production."""
-    if values.get("env") != "production":
-        return []
+def production_problems(values: Mapping[str, Any]) -> list[str]:
+    """What COVES_ENV=production refuses: development shortcuts on, required settings unset."""
     problems = []
-    if values.get("auth_skip_verify"):
-        problems.append("AUTH_SKIP_VERIFY = true: trusting unverified tokens is refused when "
-                        "COVES_ENV=production; expected false")
+    for setting in SETTINGS:
+        value = values.get(setting.field)
+        if setting.production == "off" and value:
+            problems.append(f"{setting.env} must be off in production (it is a development shortcut)")
+        elif setting.production == "required" and value in (None, ""):
+            problems.append(f"{setting.env} is required in production: {setting.help}")
     return problems

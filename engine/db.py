@@ -12,6 +12,7 @@ Never call back into Trio from inside `fn`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
@@ -21,6 +22,7 @@ import orjson
 import trio
 import trio_asyncio
 
+from . import metrics
 from .errors import DatabaseError, DatabaseUnavailable
 
 __all__ = ["Connection", "Database", "open_bridge", "open_database", "translate_error"]
@@ -30,6 +32,8 @@ T = TypeVar("T")
 Connection = asyncpg.Connection
 
 CONNECT_TIMEOUT_S: Final = 10.0
+# A call slower than this counts in coves_db_slow_queries_total (DB_SLOW_QUERY_MS).
+DEFAULT_SLOW_QUERY_S: Final = 0.5
 # SQLSTATE classes that mean "the server is not there right now", not "your statement is wrong":
 # 08 connection exception, 57P01-03 admin/crash shutdown or starting up, 53300 too many connections.
 _TRANSIENT_SQLSTATES: Final = frozenset({"57P01", "57P02", "57P03", "53300", "40001", "40P01"})
@@ -83,9 +87,19 @@ class Database:
         url: the connection URL (kept to open dedicated connections, e.g. for migrations).
     """
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, *, name: str = "coves",
+                 slow_query_s: float = DEFAULT_SLOW_QUERY_S) -> None:
         self._pool = pool
         self.url = url
+        self.name = name
+        self._slow_query_s = slow_query_s
+        self._waiting = 0
+        self._durations = metrics.DB_QUERY_SECONDS.labels(name)
+        self._slow = metrics.DB_SLOW_QUERIES.labels(name)
+        for state, read in (("open", pool.get_size), ("idle", pool.get_idle_size),
+                            ("max", pool.get_max_size)):
+            metrics.DB_POOL_CONNECTIONS.labels(name, state).set_function(read)
+        metrics.DB_POOL_WAITING.labels(name).set_function(lambda: self._waiting)
 
     async def run(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
                   *args: P.args, **kwargs: P.kwargs) -> T:
@@ -96,9 +110,17 @@ class Database:
         """
 
         async def with_connection() -> T:
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT_S) as connection:
+            self._waiting += 1
+            try:
+                connection = await self._pool.acquire(timeout=CONNECT_TIMEOUT_S)
+            finally:
+                self._waiting -= 1
+            try:
                 return await fn(connection, *args, **kwargs)
+            finally:
+                await self._pool.release(connection)
 
+        started = time.perf_counter()
         try:
             return await trio_asyncio.aio_as_trio(with_connection)()
         except Exception as exc:
@@ -106,6 +128,11 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+        finally:
+            elapsed = time.perf_counter() - started
+            self._durations.observe(elapsed)
+            if elapsed >= self._slow_query_s:
+                self._slow.inc()
 
     async def transaction(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
                           *args: P.args, **kwargs: P.kwargs) -> T:
@@ -175,7 +202,8 @@ def _only_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None
 async def open_database(url: str, *, min_size: int = 1, max_size: int = 10,
                         init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
                         server_settings: Mapping[str, str] | None = None,
-                        application_name: str = "coves") -> AsyncIterator[Database]:
+                        application_name: str = "coves",
+                        slow_query_s: float = DEFAULT_SLOW_QUERY_S) -> AsyncIterator[Database]:
     """Open a connection pool to `url`. Must run inside `open_bridge()`.
 
     Args:
@@ -206,7 +234,7 @@ async def open_database(url: str, *, min_size: int = 1, max_size: int = 10,
             raise
         raise translated from exc
     try:
-        yield Database(pool, url)
+        yield Database(pool, url, name=application_name, slow_query_s=slow_query_s)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(CONNECT_TIMEOUT_S):
             try:

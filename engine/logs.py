@@ -1,17 +1,57 @@
 """Logging set-up: stdlib loggers rendered by structlog — JSON in production, readable otherwise.
 
 Modules log with `logging.getLogger(__name__)` and pass fields as `extra={...}`; they become
-key-value pairs in the output.
+key-value pairs in the output. Every line passes `redact`, which removes secrets wherever they
+hide: fields named like passwords, tokens, authorization headers or e-mail addresses, and any
+JWT, e-mail address, or URL password found inside a value or the message itself.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any, Final
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["REDACTED", "configure_logging", "redact", "redact_text"]
+
+REDACTED: Final = "[redacted]"
+_SECRET_KEYS: Final = re.compile(
+    r"pass(word|wd)?|secret|token|jwt|authorization|cookie|api[_-]?key|email|credential", re.I)
+# JWTs (three base64url parts, the first an encoded JSON header), e-mail addresses, and the
+# password in scheme://user:password@host URLs.
+_JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_URL_PASSWORD: Final = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@", re.I)
+
+
+def redact_text(text: str) -> str:
+    """Remove JWTs, e-mail addresses and URL passwords from free text."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED + "@", text)
+    text = _JWT.sub(REDACTED, text)
+    return _EMAIL.sub(REDACTED, text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: REDACTED if _SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: scrub secrets from every field of a log line."""
+    for key, value in list(event.items()):
+        if key in ("level", "logger", "timestamp"):
+            continue
+        event[key] = REDACTED if _SECRET_KEYS.search(key) else _scrub(value)
+    return event
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", *, production: bool = False) -> None:
@@ -29,7 +69,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", *, production: boo
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json_output else structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
     )
@@ -39,5 +80,5 @@ def configure_logging(level: str = "info", fmt: str = "auto", *, production: boo
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that log per request or per connection at INFO.
-    for noisy in ("hypercorn.access", "asyncio", "trio-websocket", "pgserver"):
+    for noisy in ("hypercorn.access", "asyncio", "trio-websocket", "pgserver", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

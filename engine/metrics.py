@@ -14,8 +14,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "BATCH_FLUSH_SECONDS", "BATCH_RETRIES", "BATCH_SIZE", "BREAKER_STATE", "COMMITTED_CURSOR",
-    "DB_ERRORS", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
-    "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+    "DB_ERRORS", "DB_POOL_CONNECTIONS", "DB_POOL_WAITING", "DB_QUERY_SECONDS", "DB_SLOW_QUERIES", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
+    "PENDING_EVENTS", "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+    "FIREHOSE_ERROR_FRAMES", "FIREHOSE_INFO", "BACKFILL_REPOS", "BACKFILL_REQUESTS",
 ]
 
 # ---- source ----
@@ -26,6 +27,20 @@ RECONNECTS: Final = Counter(
     "coves_ingest_reconnects_total", "Times a source reconnected, by why.", ["source", "reason"])
 SOURCE_CONNECTED: Final = Gauge(
     "coves_ingest_source_connected", "1 while the source has a live connection.", ["source"])
+
+# ---- raw firehose: frames that are not events ----
+FIREHOSE_ERROR_FRAMES: Final = Counter(
+    "coves_firehose_error_frames_total", "Error frames (op -1) received; each ends the connection.",
+    ["source", "error"])  # error: FutureCursor | ConsumerTooSlow | other
+FIREHOSE_INFO: Final = Counter(
+    "coves_firehose_info_total", "#info frames received.", ["source", "name"])  # OutdatedCursor | other
+
+# ---- backfill ----
+BACKFILL_REPOS: Final = Counter(
+    "coves_backfill_repos_total", "Repos backfill finished, by outcome.", ["outcome"])  # fetched | failed
+BACKFILL_REQUESTS: Final = Counter(
+    "coves_backfill_requests_total", "HTTP requests backfill made, by XRPC method and outcome.",
+    ["method", "outcome"])  # outcome: ok | retry | error
 
 # ---- handlers ----
 EVENTS_APPLIED: Final = Counter(
@@ -45,6 +60,8 @@ BATCH_FLUSH_SECONDS: Final = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUEUE_DEPTH: Final = Gauge(
     "coves_ingest_queue_batches", "Batches waiting for the writer.", ["source"])
+PENDING_EVENTS: Final = Gauge(
+    "coves_ingest_pending_events", "Events read but not yet handed to the writer.", ["source"])
 BATCH_RETRIES: Final = Counter(
     "coves_ingest_batch_retries_total", "Batch writes retried after a database failure.", ["source"])
 DB_ERRORS: Final = Counter(
@@ -54,6 +71,18 @@ BREAKER_STATE: Final = Gauge(
     "coves_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["breaker"])
 COMMITTED_CURSOR: Final = Gauge(
     "coves_ingest_cursor", "Cursor of the last committed event (time_us, seq or line).", ["source"])
+
+
+# ---- database ----
+DB_QUERY_SECONDS: Final = Histogram(
+    "coves_db_query_seconds", "Time of one database call (waiting for a connection included).",
+    ["pool"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+DB_SLOW_QUERIES: Final = Counter(
+    "coves_db_slow_queries_total", "Database calls slower than DB_SLOW_QUERY_MS.", ["pool"])
+DB_POOL_CONNECTIONS: Final = Gauge(
+    "coves_db_pool_connections", "Connections of a pool by state (open, idle, max).", ["pool", "state"])
+DB_POOL_WAITING: Final = Gauge(
+    "coves_db_pool_waiting", "Calls waiting for a free connection of the pool.", ["pool"])
 
 
 class LagClock:
