@@ -18,12 +18,13 @@ from typing import Any, Final
 
 from quart import Blueprint, Response
 
-from engine.lexicon import Lexicons
+from engine.config import Config
+from engine.lexicon import Lexicons, load_default
 
 from .params import Param
 from .xrpc import XrpcRouter
 
-__all__ = ["COMMITTED", "blueprint", "build_openapi", "render_openapi"]
+__all__ = ["COMMITTED", "blueprint", "build_openapi", "render_openapi", "write_openapi"]
 
 COMMITTED: Final = Path(__file__).resolve().parent / "openapi.json"
 API_VERSION: Final = "0.1.0"
@@ -182,3 +183,14 @@ def blueprint(router: XrpcRouter, lexicons: Lexicons) -> Blueprint:
         return Response(payload, content_type="application/json")
 
     return openapi
+
+
+def write_openapi(config: Config, out: Path | None) -> str:
+    """`coves openapi [--out FILE]`: the document's text, also written to `out` when given."""
+    from .app import build_router
+
+    lexicons = load_default()
+    text = render_openapi(build_openapi(build_router(config, lexicons), lexicons))
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    return text

@@ -43,6 +43,7 @@ async def serve_api(config: Config, db: Database, resolver: DidResolver, *,
     hyper = HyperConfig()
     hyper.bind = [_bind(config.api_host, config.api_port)]
     hyper.accesslog = None  # requests are counted in metrics, not logged one by one
+    hyper.errorlog = logging.getLogger("hypercorn.error")  # through our log set-up, once
     hyper.graceful_timeout = GRACEFUL_TIMEOUT_S
     hyper.keep_alive_timeout = KEEP_ALIVE_S
 

@@ -30,13 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coves", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", parents=[common], help="run everything (engine + metrics)",
+    commands.add_parser("run", parents=[common], help="run everything (engine + API + metrics)",
                         description="Read Jetstream (JETSTREAM_URL) — or, when FIREHOSE_URL is set, "
-                                    "each raw firehose it lists — into Postgres and serve metrics, "
-                                    "until SIGTERM/SIGINT (which drains the current batch).")
+                                    "each raw firehose it lists — into Postgres, serve the XRPC API "
+                                    "on API_HOST:API_PORT and metrics, until SIGTERM/SIGINT (which "
+                                    "drains the current batch and lets requests in flight finish).")
     commands.add_parser("engine", parents=[common], help="run the firehose engine only",
                         description="Read Jetstream (or the FIREHOSE_URL firehoses) into Postgres "
                                     "and serve /metrics.")
+    commands.add_parser("api", parents=[common], help="run the XRPC API only",
+                        description="Serve the XRPC API (and its /metrics) on API_HOST:API_PORT "
+                                    "over the database another process ingests into.")
+    openapi = commands.add_parser(
+        "openapi", parents=[common], help="write the OpenAPI document generated from the lexicons",
+        description="Print (or write with --out) the OpenAPI document of the XRPC API.")
+    openapi.add_argument("--out", type=Path, help="write to this file instead of stdout")
     commands.add_parser("migrate", parents=[common], help="apply pending database migrations")
     replay = commands.add_parser(
         "replay", parents=[common], help="apply a Jetstream JSONL file (optionally .zst)",
@@ -84,7 +92,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command in ("run", "engine"):
-        trio.run(service.run_engine, config)
+        trio.run(lambda: service.run_engine(config, api=args.command == "run"))
+    elif args.command == "api":
+        trio.run(lambda: service.run_api(config))
+    elif args.command == "openapi":
+        from api.openapi import write_openapi
+        text = write_openapi(config, args.out)
+        if args.out is None:
+            sys.stdout.write(text)
     elif args.command == "migrate":
         applied = trio.run(service.migrate, config)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))

@@ -2,7 +2,9 @@
 
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
                          nursery{ metrics server, ingest(Jetstream) — or one ingest per
-                         FIREHOSE_URL, each with its own writer —, signal watcher }
+                         FIREHOSE_URL, each with its own writer —, signal watcher,
+                         and for `run` the XRPC API (its own pool, /metrics too) }
+    coves api:           bridge → postgres → migrate → nursery{ XRPC API, signal watcher }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
     coves backfill:      same, discover or resolve repos, ingest(BackfillSource) until all were
                          tried, with a progress display
@@ -42,8 +44,8 @@ from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
 from .sync_client import HTTP_TIMEOUT, SyncClient
 
-__all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_backfill", "run_backup",
-           "run_engine", "run_reconcile", "run_redrive", "run_restore"]
+__all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_api", "run_backfill",
+           "run_backup", "run_engine", "run_reconcile", "run_redrive", "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -107,8 +109,41 @@ class IngestTotals:
                 f"rejected{detail(self.rejected)}")
 
 
-async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool) -> IngestTotals:
-    """Ingest from each source (each with its own writer connection) until they end or a signal."""
+# The API's read pool: each request holds a connection for one statement (~1-5 ms), so a few
+# connections serve hundreds of requests per second; more would only queue inside Postgres.
+API_POOL_SIZE: Final = 8
+
+
+class _UnavailableResolver:
+    """Stands in for DID resolution until engine/identity lands: every token fails closed (401).
+
+    AUTH_SKIP_VERIFY (development) still works, as it resolves nothing.
+    """
+
+    async def resolve(self, did: str) -> object:
+        raise LookupError(f"DID resolution is not available in this build: cannot verify {did}")
+
+    def purge(self, did: str) -> None:
+        return None
+
+
+async def _serve_api(config: Config, url: str, stop: trio.Event, *,
+                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """The XRPC API on its own pool, until `stop` (then requests in flight finish)."""
+    from api.server import serve_api
+
+    async with open_database(url, min_size=1, max_size=API_POOL_SIZE,
+                             application_name="coves-api") as db:
+        await serve_api(config, db, _UnavailableResolver(), shutdown_trigger=stop.wait,
+                        task_status=task_status)
+
+
+async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool,
+                      api: bool = False) -> IngestTotals:
+    """Ingest from each source (each with its own writer connection) until they end or a signal.
+
+    With `api`, the XRPC API serves next to them and stops with them.
+    """
     from .metrics_server import serve_metrics
 
     totals = IngestTotals()
@@ -126,9 +161,11 @@ async def _run_source(config: Config, *sources: Source, resume: bool, metrics: b
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
-                async with trio.open_nursery() as ingests:
+                async with trio.open_nursery() as workers:
+                    if api:
+                        await workers.start(_serve_api, config, url, stop)
                     for source in sources:
-                        ingests.start_soon(ingest, url, source, stop)
+                        workers.start_soon(ingest, url, source, stop)
                 nursery.cancel_scope.cancel()
     return totals
 
@@ -140,20 +177,35 @@ def firehose_sources(config: Config) -> list[FirehoseSource]:
             for url in config.firehose_urls or ()]
 
 
-async def run_engine(config: Config) -> None:
-    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal.
+async def run_engine(config: Config, *, api: bool = False) -> None:
+    """`coves engine` (`api=False`) / `coves run`: Jetstream → Postgres, with metrics, until a
+    signal; `coves run` also serves the XRPC API.
 
     With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
     """
     firehoses = firehose_sources(config)
     if firehoses:
-        await _run_source(config, *firehoses, resume=True, metrics=True)
+        await _run_source(config, *firehoses, resume=True, metrics=True, api=api)
         return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True)
+    await _run_source(config, source, resume=True, metrics=True, api=api)
+
+
+async def run_api(config: Config, *,
+                  task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """`coves api`: the XRPC API alone (reads what another process ingests), until a signal."""
+    async with open_bridge(), _open_migrated(config) as url:
+        stop = trio.Event()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, stop, scope)
+                async with trio.open_nursery() as server:
+                    task_status.started(await server.start(_serve_api, config, url, stop))
+                # the API returned: a signal came and its requests finished
+                nursery.cancel_scope.cancel()
 
 
 async def replay(config: Config, path: Path, *, resume: bool = False) -> IngestTotals:
