@@ -7,7 +7,8 @@ DID documents the in-test resolver serves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -68,6 +69,30 @@ async def client(db: Database, config: Config, resolver: KeyResolver,
     app = create_app(config, db, resolver, limiter=RateLimiter(clock=clock))
     async with app.test_app() as test_app:
         yield test_app.test_client()
+
+
+MakeClient = Callable[..., AbstractAsyncContextManager[Client]]
+
+
+@pytest.fixture
+def make_client(db: Database, resolver: KeyResolver, clock: FakeClock) -> MakeClient:
+    """A client of an app built with extra settings: `async with make_client(FOO="1") as c`."""
+
+    @asynccontextmanager
+    async def open_client(**env: str) -> AsyncIterator[Client]:
+        app = create_app(api_config(**env), db, resolver, limiter=RateLimiter(clock=clock))
+        async with app.test_app() as test_app:
+            yield test_app.test_client()
+
+    return open_client
+
+
+async def get_json(client: Client, path: str, *, headers: dict[str, str] | None = None,
+                   **params: Any) -> tuple[int, Any]:
+    """GET `path` with `params` (None values left out): (status, JSON body)."""
+    query = {k: v for k, v in params.items() if v is not None}
+    response = await client.get(path, headers=headers, query_string=query or None)
+    return response.status_code, await response.get_json()
 
 
 Seed = Callable[[Sequence[bytes]], Awaitable[Any]]
