@@ -17,14 +17,15 @@ BEGIN
         CREATE OR REPLACE FUNCTION coves_search_backend() RETURNS text
         LANGUAGE sql IMMUTABLE AS $f$ SELECT 'trigram'::text $f$;
 
-        -- The better of whole-string similarity ("catz" ~ "cats") and the best match of the
-        -- query inside the text ("cat" in "cat pictures").
+        -- The mean of whole-string similarity ("catz" ~ "cats") and of the best match of the
+        -- query inside the text ("cat" in "cat pictures"): the exact name scores 1, a name that
+        -- contains the query ~0.75, a typo ~0.5.
         CREATE OR REPLACE FUNCTION coves_text_similarity(haystack text, needle text)
         RETURNS double precision
         LANGUAGE sql IMMUTABLE PARALLEL SAFE
         AS $f$
-            SELECT coalesce(greatest(similarity(lower(haystack), lower(needle)),
-                                     word_similarity(lower(needle), lower(haystack))), 0)::double precision
+            SELECT coalesce((similarity(lower(haystack), lower(needle))
+                             + word_similarity(lower(needle), lower(haystack))) / 2, 0)::double precision
         $f$;
 
         CREATE OR REPLACE FUNCTION coves_text_matches(haystack text, needle text)
