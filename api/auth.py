@@ -153,12 +153,15 @@ class ServiceAuthVerifier:
         if key is not None and key.alg != alg:
             raise _fail("algorithm", f"Token algorithm {alg} does not match the issuer's "
                                      f"{key.alg} key")
-        options = {"require": ["exp", "iss", "aud"], "verify_signature": key is not None,
-                   "verify_exp": True, "verify_nbf": True, "verify_iat": True, "verify_aud": True}
+        options: Any = {"require": ["exp", "iss", "aud"], "verify_signature": key is not None,
+                        "verify_exp": True, "verify_nbf": True, "verify_iat": True,
+                        "verify_aud": True}
+        # Without a key (AUTH_SKIP_VERIFY) PyJWT checks the claims only; the key is then unused.
+        verifying_key: Any = key.key if key is not None else ""
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key.key if key is not None else None, algorithms=[alg],
-                audience=self._audience, leeway=LEEWAY_S, options=options)  # type: ignore[arg-type]
+                token, verifying_key, algorithms=[alg], audience=self._audience, leeway=LEEWAY_S,
+                options=options)
         except jwt.ExpiredSignatureError:
             raise _fail("expired", "Token has expired", ExpiredToken) from None
         except jwt.ImmatureSignatureError:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, NoReturn, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -120,7 +120,7 @@ class _UnavailableResolver:
     AUTH_SKIP_VERIFY (development) still works, as it resolves nothing.
     """
 
-    async def resolve(self, did: str) -> object:
+    async def resolve(self, did: str) -> NoReturn:
         raise LookupError(f"DID resolution is not available in this build: cannot verify {did}")
 
     def purge(self, did: str) -> None:
