@@ -34,9 +34,12 @@ class FetchError(IdentityError):
     Attributes:
         url: the URL asked for (the first one, before redirects).
         outcome: a short metric label (refused, timeout, too_large, failed).
+        transient: the same fetch may well work soon (timeout, 5xx, network trouble), as
+            opposed to an answer that will stand (404, refused target, oversized body).
     """
 
     outcome = "failed"
+    transient = False
 
     def __init__(self, url: str, message: str) -> None:
         super().__init__(f"{url}: {message}")
@@ -53,6 +56,7 @@ class FetchTimeout(FetchError):
     """The whole fetch (name lookup, connect, redirects, body) took longer than allowed."""
 
     outcome = "timeout"
+    transient = True
 
 
 class FetchTooLarge(FetchError):
@@ -68,9 +72,13 @@ class FetchFailed(FetchError):
         status: the HTTP status when the server answered, else None.
     """
 
-    def __init__(self, url: str, message: str, *, status: int | None = None) -> None:
+    def __init__(self, url: str, message: str, *, status: int | None = None,
+                 transient: bool | None = None) -> None:
         super().__init__(url, message)
         self.status = status
+        # Default: no answer (network) or 429/5xx may pass; any other answer stands.
+        self.transient = (status is None or status == 429 or status >= 500
+                          if transient is None else transient)
 
 
 class DidResolutionError(IdentityError):

@@ -48,6 +48,7 @@ MAX_REDIRECTS: Final = 3
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 USER_AGENT: Final = "coves-appview (+https://coves.social)"
+_NO_SUCH_NAME: Final = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
 # IPv6 prefixes that carry an IPv4 address which is where the packet really goes (RFC 6052 NAT64).
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -195,7 +196,10 @@ class Fetcher:
             try:
                 addresses = await self._resolve(host, port)
             except OSError as exc:
-                raise FetchFailed(origin, f"cannot resolve {host}: {exc}") from None
+                # "No such name" is an answer; a lookup that could not finish is not.
+                missing = isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_NAME
+                raise FetchFailed(origin, f"cannot resolve {host}: {exc}",
+                                  transient=not missing) from None
         if not addresses:
             raise FetchFailed(origin, f"{host} has no address")
         for address in addresses:
