@@ -37,6 +37,8 @@ class Setting:
     form: str  # the accepted form, shown in errors and --help
     help: str
     secret: bool = False
+    # A test/development allowance: COVES_ENV=production refuses it when it is turned on.
+    dev_only: bool = False
 
     @property
     def flag(self) -> str:
@@ -161,6 +163,27 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
             "auto|json|console", "Log rendering; auto = JSON in production, readable otherwise."),
+    # ---- identity (engine/identity) ----
+    Setting("PLC_URL", "plc_url", _url("http", "https"), "https://plc.directory",
+            "https://… (http only with IDENTITY_ALLOW_PRIVATE_ADDRESSES)",
+            "PLC directory that resolves did:plc identities."),
+    Setting("IDENTITY_FETCH_TIMEOUT_S", "identity_fetch_timeout_s", _float_range(0.1, 60), "5",
+            "seconds, 0.1..60", "Time limit of one DID document or handle fetch, redirects included."),
+    Setting("IDENTITY_FETCH_MAX_BYTES", "identity_fetch_max_bytes", _int_range(1024, 1_048_576),
+            "65536", "bytes, 1024..1048576", "Largest DID document or handle file accepted."),
+    Setting("DID_CACHE_TTL_S", "did_cache_ttl_s", _float_range(1, 86_400), "3600",
+            "seconds, 1..86400", "How long a resolved DID document is reused."),
+    Setting("DID_CACHE_FAILURE_TTL_S", "did_cache_failure_ttl_s", _float_range(1, 86_400), "300",
+            "seconds, 1..86400", "How long a failed DID resolution is remembered before retrying."),
+    Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false",
+            "true|false", "Development only: accept every community's hostedBy unchecked.",
+            dev_only=True),
+    Setting("IDENTITY_ALLOW_PRIVATE_ADDRESSES", "identity_allow_private_addresses", _bool, "false",
+            "true|false", "Tests only: let identity fetches reach loopback/private addresses "
+            "and plain http.", dev_only=True),
+    Setting("HANDLE_VERIFY_VIA_PDS", "handle_verify_via_pds", _bool, "false", "true|false",
+            "Tests only: when DNS and https cannot verify a handle, accept the DID's own PDS's "
+            "resolveHandle answer.", dev_only=True),
 )
 
 
@@ -185,6 +208,14 @@ class Config:
     pg_bin_dir: Path | None
     log_level: str
     log_format: str
+    plc_url: str
+    identity_fetch_timeout_s: float
+    identity_fetch_max_bytes: int
+    did_cache_ttl_s: float
+    did_cache_failure_ttl_s: float
+    skip_did_web_verification: bool
+    identity_allow_private_addresses: bool
+    handle_verify_via_pds: bool
 
     @property
     def production(self) -> bool:
@@ -208,6 +239,19 @@ def _mask(value: str) -> str:
     if parts.scheme and parts.hostname:
         return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return "***"
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    """Problems that involve two settings: allowances refused in production, and so on."""
+    problems = []
+    if values.get("env") == "production":
+        problems += [f"{s.env} = true is refused when COVES_ENV=production ({s.help})"
+                     for s in SETTINGS if s.dev_only and values.get(s.field)]
+    plc_url = values.get("plc_url") or ""
+    if plc_url.startswith("http:") and not values.get("identity_allow_private_addresses"):
+        problems.append(f"PLC_URL = {plc_url!r}: identity fetches use https only; plain http "
+                        "needs IDENTITY_ALLOW_PRIVATE_ADDRESSES=true (tests)")
+    return problems
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -247,6 +291,7 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    problems += _cross_checks(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
