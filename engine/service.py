@@ -1,7 +1,8 @@
 """The nursery tree of each command. Every long-lived task of the program starts here.
 
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
-                         nursery{ metrics server, ingest(Jetstream), signal watcher }
+                         nursery{ metrics server, ingest(Jetstream), signal watcher,
+                                  identity{ handle resolver, host verifier } (own pool) }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
 """
 
@@ -23,6 +24,7 @@ from .batcher import Batch
 from .config import Config
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
+from .identity import open_identity, run_handle_resolver, run_host_verifier
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
@@ -96,7 +98,18 @@ class IngestTotals:
                 f"rejected{detail(self.rejected)}")
 
 
-async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool) -> IngestTotals:
+async def _run_identity(config: Config, url: str, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The identity tasks, on a small pool of their own (never the writer's connection)."""
+    async with open_database(url, min_size=1, max_size=2, application_name="coves-identity") as db, \
+            open_identity(config) as identity, trio.open_nursery() as nursery:
+        await nursery.start(run_handle_resolver, db, identity.resolver, identity.handles)
+        await nursery.start(run_host_verifier, db, identity.hosting)
+        task_status.started()
+
+
+async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool,
+                      identity: bool = False) -> IngestTotals:
     from .metrics_server import serve_metrics
 
     totals = IngestTotals()
@@ -107,6 +120,8 @@ async def _run_source(config: Config, source: Source, *, resume: bool, metrics: 
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
+                if identity:
+                    await nursery.start(_run_identity, config, url)
                 totals.cursor = await run_ingest(
                     db, source, settings=IngestSettings.from_config(config), stop=stop,
                     resume=resume, on_commit=totals.add)
@@ -120,7 +135,7 @@ async def run_engine(config: Config) -> None:
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True)
+    await _run_source(config, source, resume=True, metrics=True, identity=True)
 
 
 async def replay(config: Config, path: Path, *, resume: bool = False) -> IngestTotals:

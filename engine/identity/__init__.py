@@ -31,4 +31,5 @@ from .handles import HandleCheck as HandleCheck, HandleStatus as HandleStatus
 from .handles import HandleVerifier as HandleVerifier
 from .hosting import HostCheck as HostCheck, HostVerifier as HostVerifier
 from .resolver import DidDocument as DidDocument, DidResolver as DidResolver
+from .tasks import run_handle_resolver as run_handle_resolver, run_host_verifier as run_host_verifier
 from .tools import IdentityTools as IdentityTools, open_identity as open_identity
