@@ -34,7 +34,8 @@ from .hosting import HostCheck, HostVerifier
 __all__ = ["CHECK_BATCH", "RECHECK_FAILED_S", "REJECT_SOURCE", "profile_frame",
            "verify_due_communities"]
 
-# Communities per round; fetches inside are paced by the verifier's token bucket (10/s).
+# Communities per round; fetches inside are paced by the verifier's token bucket (10/s), so
+# more parallelism would only queue on it — 4 keeps one slow host from holding up the rest.
 CHECK_BATCH: Final = 20
 CHECK_CONCURRENCY: Final = 4
 # The rule: a failed check is retried after 5 minutes (the invalid-cache lifetime).

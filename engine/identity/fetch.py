@@ -138,6 +138,8 @@ class Fetcher:
                 raise FetchTimeout(url, f"no complete answer within {self.timeout_s:g} s") from None
         except FetchError as exc:
             metrics.IDENTITY_FETCHES.labels(exc.outcome).inc()
+            LOGGER.debug("fetch failed", extra={"url": url, "outcome": exc.outcome,
+                                                "error": str(exc)})
             raise
         metrics.IDENTITY_FETCHES.labels("ok").inc()
         return fetched

@@ -1,10 +1,14 @@
 """Resolve a DID to its DID document: did:plc through the PLC directory, did:web over https.
 
-The API's service-auth check stands on this: `document = await resolver.resolve(iss)` gives the
-issuer's `signing_key` (the `#atproto` verification method's publicKeyMultibase); a JWT signed
-by any other key is refused. So a document is accepted only when its `id` is exactly the DID
-asked for, fetched through the safe fetcher (https, time limit, size cap, public addresses
-only). Results — failures too — are cached (`SharedCache`); identity events call `purge(did)`.
+The API's service-auth check stands on this. A document is accepted only when its `id` is
+exactly the DID asked for, fetched through the safe fetcher (https, time limit, size cap,
+public addresses only). Results — failures too — are cached (`SharedCache`); the handle
+resolver refreshes a DID after each of its identity events. The intended use:
+
+    document = await resolver.resolve(claims["iss"])   # DidResolutionError → 401
+    key = document.signing_key                          # None → 401; else verify ES256K/ES256
+    # If the signature does not verify, the key may have rotated within the cache TTL: try
+    # once more with `await resolver.resolve(iss, fresh=True)` before refusing.
 """
 
 from __future__ import annotations
