@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install
+.PHONY: run test install promtool
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/coves run
 
-test: $(STAMP)
+test: $(STAMP) promtool
 	tests/pds/install.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The alert tests need promtool (Debian's prometheus package); installed when missing.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package for promtool"; \
+	  (apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null)) && \
+	  (systemctl stop prometheus 2>/dev/null; pkill -x prometheus; true); }

@@ -214,7 +214,8 @@ def report(figures: list[Figure], command: str) -> str:
     lines = [
         f"### Ingest — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit()}",
         "",
-        f"Machine: {machine()}. Command: `{command}`.",
+        f"Machine: {machine()}. Command: `{command}`. Engine defaults: batches of "
+        f"{SETTINGS.batch_max_size} events or {SETTINGS.batch_max_latency_s * 1000:.0f} ms.",
         "",
         "| run | events | seconds | events/s | lag p50 / p95 / p99 (ms) |",
         "|---|---:|---:|---:|---|",
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="offered rates for the lag runs (events/s)")
     parser.add_argument("--duration", type=float, default=20, help="seconds per lag run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5000 events, 3 s of lag")
+    parser.add_argument("--mix", default="coves", help="workload mix (bench/workload.py MIXES)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     args = parser.parse_args(argv)
     if args.quick:
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="coves-bench-") as work:
         work_path = Path(work)
         path = work_path / "events.jsonl"
-        write_jsonl(path, generate(args.events))
+        write_jsonl(path, generate(args.events, mix=args.mix))
         frames = path.read_bytes().splitlines()
         last_time_us = orjson.loads(frames[-1])["time_us"]
         figures = []

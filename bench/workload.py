@@ -25,12 +25,18 @@ import zstandard
 
 from engine.syntax import make_tid
 
-__all__ = ["Workload", "generate", "main", "write_jsonl"]
+__all__ = ["MIXES", "Workload", "generate", "main", "write_jsonl"]
 
 # Share of each kind of event (the remainder after the named ones goes to profiles, blocks,
 # edits and deletes).
-MIX: Final = (("vote", 0.60), ("comment", 0.20), ("post", 0.08), ("subscription", 0.08),
-              ("edit", 0.015), ("delete", 0.015), ("block", 0.005), ("actor_profile", 0.005))
+MIXES: Final = {
+    # What a forum produces: the benchmark's default.
+    "coves": (("vote", 0.60), ("comment", 0.20), ("post", 0.08), ("subscription", 0.08),
+              ("edit", 0.015), ("delete", 0.015), ("block", 0.005), ("actor_profile", 0.005)),
+    # Only the record kinds of the engine-core milestone (profiles and subscriptions): the
+    # baseline the full mix is compared with.
+    "core": (("subscription", 0.97), ("community_update", 0.03)),
+}
 ZIPF_S: Final = 1.1  # Zipf exponent of community and post popularity
 START_TIME_US: Final = 1_780_000_000_000_000  # 2026-05-28, a fixed start for determinism
 CID: Final = "bafyreigj3fwnwjuzr35k2kuzmb5dixxczrzjhqkr5srlqplsh6gq3bj3si"
@@ -185,6 +191,14 @@ class Workload:
                             make_tid(self.time_us + 1, self.clock % 1024),
                             {"subject": self.rng.choice(self.community_dids), "createdAt": self._created()})
 
+    def community_update(self) -> bytes:
+        index = self.community_pick.draw()
+        did = self.community_dids[index]
+        return self._commit(did, "social.coves.community.profile", "self", {
+            "name": f"community{index}", "displayName": self._text(2).title(),
+            "description": self._text(12), "createdBy": self.user_dids[0],
+            "hostedBy": "did:web:coves.social", "createdAt": self._created()}, operation="update")
+
     def actor_profile(self) -> bytes:
         return self._commit(self.rng.choice(self.user_dids), "social.coves.actor.profile", "self",
                             {"displayName": self._text(2), "bio": self._text(10),
@@ -192,16 +206,16 @@ class Workload:
 
 
 def generate(events: int, *, seed: int = 1, communities: int = 200, users: int = 5000,
-             rate: float = 10_000) -> Iterator[bytes]:
+             rate: float = 10_000, mix: str = "coves") -> Iterator[bytes]:
     """`events` Jetstream v1 events (community profiles first, then the mix)."""
     world = Workload(seed, communities, users, rate)
-    kinds = [kind for kind, _ in MIX]
-    weights = [share for _, share in MIX]
+    kinds = [kind for kind, _ in MIXES[mix]]
+    weights = [share for _, share in MIXES[mix]]
     produced = 0
     for frame in itertools.islice(world.profiles(), events):
         produced += 1
         yield frame
-    for _ in range(min(20, events - produced)):  # a few posts before anyone can vote
+    for _ in range(min(20, events - produced) if "post" in kinds else 0):  # posts before votes
         produced += 1
         yield world.post()
     while produced < events:
@@ -230,9 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--communities", type=int, default=200)
     parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="coves",
+                        help="event mix: coves (the forum) or core (profiles + subscriptions)")
     parser.add_argument("--out", type=Path, required=True, help="output .jsonl or .jsonl.zst")
     args = parser.parse_args(argv)
-    count = write_jsonl(args.out, generate(args.events, seed=args.seed,
+    count = write_jsonl(args.out, generate(args.events, seed=args.seed, mix=args.mix,
                                            communities=args.communities, users=args.users))
     print(f"wrote {count} events to {args.out}")
 

@@ -119,6 +119,11 @@ class Batcher:
     # ---- reader side: synchronous adds, one await when the batch is full ----
 
     @property
+    def pending(self) -> int:
+        """Events in the batch being filled."""
+        return self._pending.size
+
+    @property
     def full(self) -> bool:
         return self._pending.size >= self._max_size
 

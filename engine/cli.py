@@ -12,7 +12,7 @@ import trio
 from . import service
 from .config import Config, add_setting_flags, load_config
 from .backup import BackupError
-from .errors import ConfigError, DatabaseError, MigrationError
+from .errors import ConfigError, DatabaseError, HostError, MigrationError
 from .logs import configure_logging
 
 __all__ = ["main"]
@@ -31,10 +31,12 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="run everything (engine + metrics)",
-                        description="Read Jetstream (JETSTREAM_URL) into Postgres and serve metrics, "
+                        description="Read Jetstream (JETSTREAM_URL) — or, when FIREHOSE_URL is set, "
+                                    "each raw firehose it lists — into Postgres and serve metrics, "
                                     "until SIGTERM/SIGINT (which drains the current batch).")
     commands.add_parser("engine", parents=[common], help="run the firehose engine only",
-                        description="Read Jetstream into Postgres and serve /metrics.")
+                        description="Read Jetstream (or the FIREHOSE_URL firehoses) into Postgres "
+                                    "and serve /metrics.")
     commands.add_parser("migrate", parents=[common], help="apply pending database migrations")
     replay = commands.add_parser(
         "replay", parents=[common], help="apply a Jetstream JSONL file (optionally .zst)",
@@ -56,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
                     "counts) from its source rows and list rows that differ. Exit status 1 when "
                     "drift is found and not fixed.")
     reconcile.add_argument("--fix", action="store_true", help="also repair the drift found")
+    backfill = commands.add_parser(
+        "backfill", parents=[common], help="read whole repos (getRepo) into the index",
+        description="Read repositories whole from BACKFILL_URL (default: the FIREHOSE_URL hosts) "
+                    "and apply their records as the live engine would. Without arguments, "
+                    "discover the hosts' repos (listReposByCollection, else listRepos) and read "
+                    "every one not done yet; safe to interrupt and run again. Repos a #sync "
+                    "event sent back are read again by the next run.")
+    backfill.add_argument("targets", nargs="*", metavar="DID_OR_HANDLE",
+                          help="read only these repos (again, even if done before)")
     commands.add_parser(
         "backup", parents=[common], help="write a pg_dump archive; prune old ones",
         description="Write BACKUP_DIR/coves-<UTC time>.dump (pg_dump custom format) and delete "
@@ -96,6 +107,11 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         verb = "fixed" if args.fix else "found"
         print(f"reconcile: {len(drift)} drifting row(s) {verb}" if drift else "reconcile: no drift")
         return 1 if drift and not args.fix else 0
+    elif args.command == "backfill":
+        progress = trio.run(lambda: service.run_backfill(config, args.targets))
+        print(("\ninterrupted: run again to resume; " if progress.interrupted else "\nbackfill: ")
+              + progress.line())
+        return 1 if progress.repos_failed else 0
     elif args.command == "backup":
         print(f"backup written: {trio.run(service.run_backup, config)}")
     elif args.command == "restore":
@@ -120,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log_level, config.log_format, production=config.production)
     try:
         return _run(args, config)
-    except (MigrationError, DatabaseError, BackupError) as exc:
+    except (MigrationError, DatabaseError, BackupError, HostError, ConfigError) as exc:
         print(f"coves {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config"]
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config", "production_problems"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
@@ -37,8 +37,9 @@ class Setting:
     form: str  # the accepted form, shown in errors and --help
     help: str
     secret: bool = False
-    # A test/development allowance: COVES_ENV=production refuses it when it is turned on.
-    dev_only: bool = False
+    # In production: "off" = must be unset or false (development shortcuts), "required" = must
+    # be set (secrets and identities the service cannot run safely without).
+    production: str | None = None
 
     @property
     def flag(self) -> str:
@@ -60,6 +61,18 @@ def _url(*schemes: str) -> Callable[[str], str]:
         if parts.scheme not in schemes or not parts.netloc:
             raise ValueError(f"not a {'/'.join(schemes)} URL")
         return value.strip()
+
+    return parse
+
+
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    single = _url(*schemes)
+
+    def parse(value: str) -> tuple[str, ...]:
+        items = tuple(single(item) for item in value.split(",") if item.strip())
+        if not items:
+            raise ValueError("no URL given")
+        return items
 
     return parse
 
@@ -145,6 +158,21 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "seconds, 0.1..3600", "Reconnect when no frame arrives for this long."),
     Setting("JETSTREAM_REWIND_S", "jetstream_rewind_s", _float_range(0, 3600), "5",
             "seconds, 0..3600", "Resume this far before the stored cursor (duplicates are harmless)."),
+    # ---- raw firehose (replaces Jetstream when set) and backfill ----
+    Setting("FIREHOSE_URL", "firehose_urls", _urls("ws", "wss"), None,
+            "comma-separated ws://… or wss://… (a PDS or relay; /xrpc/… path optional)",
+            "Raw firehose(s) (com.atproto.sync.subscribeRepos) to read instead of Jetstream; "
+            "each gets its own cursor and writer. Collections: JETSTREAM_COLLECTIONS, filtered "
+            "locally."),
+    Setting("FIREHOSE_IDLE_TIMEOUT_S", "firehose_idle_timeout_s", _float_range(0.1, 3600), "60",
+            "seconds, 0.1..3600", "Reconnect to a firehose when no frame arrives for this long."),
+    Setting("BACKFILL_URL", "backfill_urls", _urls("http", "https"), None,
+            "comma-separated http://… or https://… (a PDS or relay)",
+            "Hosts `coves backfill` lists and fetches repos from; unset: the FIREHOSE_URL hosts."),
+    Setting("BACKFILL_CONCURRENCY", "backfill_concurrency", _int_range(1, 64), "5",
+            "an integer, 1..64", "Repos fetched at once from each backfill host."),
+    Setting("BACKFILL_RATE", "backfill_rate", _float_range(0.1, 1000), "10",
+            "requests per second, 0.1..1000", "Most requests per second to each backfill host."),
     Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000), "5000",
             "an integer, 1..100000", "Flush a batch once it holds this many events."),
     Setting("BATCH_MAX_LATENCY_MS", "batch_max_latency_ms", _int_range(1, 60_000), "100",
@@ -177,13 +205,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "seconds, 1..86400", "How long a failed DID resolution is remembered before retrying."),
     Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false",
             "true|false", "Development only: accept every community's hostedBy unchecked.",
-            dev_only=True),
+            production="off"),
     Setting("IDENTITY_ALLOW_PRIVATE_ADDRESSES", "identity_allow_private_addresses", _bool, "false",
             "true|false", "Tests only: let identity fetches reach loopback/private addresses "
-            "and plain http.", dev_only=True),
+            "and plain http.", production="off"),
     Setting("HANDLE_VERIFY_VIA_PDS", "handle_verify_via_pds", _bool, "false", "true|false",
             "Tests only: when DNS and https cannot verify a handle, accept the DID's own PDS's "
-            "resolveHandle answer.", dev_only=True),
+            "resolveHandle answer.", production="off"),
 )
 
 
@@ -208,14 +236,19 @@ class Config:
     pg_bin_dir: Path | None
     log_level: str
     log_format: str
-    plc_url: str
-    identity_fetch_timeout_s: float
-    identity_fetch_max_bytes: int
-    did_cache_ttl_s: float
-    did_cache_failure_ttl_s: float
-    skip_did_web_verification: bool
-    identity_allow_private_addresses: bool
-    handle_verify_via_pds: bool
+    firehose_urls: tuple[str, ...] | None = None
+    firehose_idle_timeout_s: float = 60.0
+    backfill_urls: tuple[str, ...] | None = None
+    backfill_concurrency: int = 5
+    backfill_rate: float = 10.0
+    plc_url: str = "https://plc.directory"
+    identity_fetch_timeout_s: float = 5.0
+    identity_fetch_max_bytes: int = 65536
+    did_cache_ttl_s: float = 3600.0
+    did_cache_failure_ttl_s: float = 300.0
+    skip_did_web_verification: bool = False
+    identity_allow_private_addresses: bool = False
+    handle_verify_via_pds: bool = False
 
     @property
     def production(self) -> bool:
@@ -242,11 +275,8 @@ def _mask(value: str) -> str:
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[str]:
-    """Problems that involve two settings: allowances refused in production, and so on."""
+    """Problems that involve two settings."""
     problems = []
-    if values.get("env") == "production":
-        problems += [f"{s.env} = true is refused when COVES_ENV=production ({s.help})"
-                     for s in SETTINGS if s.dev_only and values.get(s.field)]
     plc_url = values.get("plc_url") or ""
     if plc_url.startswith("http:") and not values.get("identity_allow_private_addresses"):
         problems.append(f"PLC_URL = {plc_url!r}: identity fetches use https only; plain http "
@@ -291,7 +321,21 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
         except (ValueError, TypeError) as exc:
             shown = "***" if setting.secret else repr(raw)
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
+    if values.get("env") == "production":
+        problems += production_problems(values)
     problems += _cross_checks(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)
+
+
+def production_problems(values: Mapping[str, Any]) -> list[str]:
+    """What COVES_ENV=production refuses: development shortcuts on, required settings unset."""
+    problems = []
+    for setting in SETTINGS:
+        value = values.get(setting.field)
+        if setting.production == "off" and value:
+            problems.append(f"{setting.env} must be off in production (it is a development shortcut)")
+        elif setting.production == "required" and value in (None, ""):
+            problems.append(f"{setting.env} is required in production: {setting.help}")
+    return problems

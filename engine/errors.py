@@ -6,7 +6,9 @@
     ├── RejectedEvent          input we refuse; stored in ingest_rejects with a RejectReason
     ├── SourceError            the upstream stream failed; the source reconnects
     │   ├── SourceTimeout      no frame within the idle timeout
-    │   └── SourceClosed       the peer closed the connection (code, reason)
+    │   ├── SourceClosed       the peer closed the connection (code, reason)
+    │   └── SourceRefused      the peer sent an error frame (firehose `op: -1`: error, message)
+    ├── HostError              a PDS or relay failed an XRPC call backfill made (status, error)
     └── DatabaseError          Postgres failed while writing
         ├── DatabaseUnavailable  transient: connection lost, server restarting; retried, trips the breaker
         └── BreakerOpen          the breaker stopped intake until the database answers again
@@ -24,11 +26,13 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "EngineError",
+    "HostError",
     "MigrationError",
     "RejectReason",
     "RejectedEvent",
     "SourceClosed",
     "SourceError",
+    "SourceRefused",
     "SourceTimeout",
 ]
 
@@ -88,6 +92,34 @@ class SourceClosed(SourceError):
         super().__init__(f"connection closed (code={code}, reason={reason!r})")
         self.code = code
         self.reason = reason
+
+
+class SourceRefused(SourceError):
+    """The peer sent an error frame (e.g. FutureCursor, ConsumerTooSlow) and will close."""
+
+    def __init__(self, error: str | None, message: str | None) -> None:
+        super().__init__(f"error frame {error or '(unnamed)'}: {message or ''}".rstrip(": "))
+        self.error = error
+        self.message = message
+
+
+class HostError(EngineError):
+    """A PDS or relay answered an XRPC call with an error, or could not be reached (status 0).
+
+    `transient` says whether trying again later may help (unreachable, 429, 5xx but 501).
+    """
+
+    def __init__(self, method: str, status: int, error: str | None, message: str | None) -> None:
+        super().__init__(f"{method}: {f'HTTP {status}' if status else 'unreachable'} "
+                         f"{error or ''} {message or ''}".strip())
+        self.method = method
+        self.status = status
+        self.error = error
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 429) or (self.status >= 500 and self.status != 501)
 
 
 class DatabaseError(EngineError):

@@ -9,11 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-__all__ = ["ACCOUNT", "COMMIT", "CREATE", "DELETE", "Event", "IDENTITY", "UPDATE"]
+__all__ = ["ACCOUNT", "BACKFILLED", "COMMIT", "CREATE", "DELETE", "Event", "IDENTITY", "SYNC",
+           "UPDATE"]
 
 COMMIT: Final = "commit"
 IDENTITY: Final = "identity"
 ACCOUNT: Final = "account"
+# A repo asks to be re-read whole (firehose `#sync`, or a `tooBig` commit): mark it for backfill.
+SYNC: Final = "sync"
+# Backfill applied a repo snapshot (its last event; commits with its rows): mark the repo done.
+BACKFILLED: Final = "backfilled"
 
 CREATE: Final = "create"
 UPDATE: Final = "update"
@@ -26,7 +31,7 @@ class Event:
 
     Attributes:
         did: the repository (account) the event belongs to.
-        kind: COMMIT, IDENTITY or ACCOUNT.
+        kind: COMMIT, IDENTITY, ACCOUNT, SYNC or BACKFILLED.
         time_us: when the upstream saw it, in microseconds since the epoch (used for lag).
         cursor: its position in the source's stream (Jetstream time_us, firehose seq, file line).
         operation: CREATE, UPDATE or DELETE (commits only).

@@ -80,5 +80,5 @@ def configure_logging(level: str = "info", fmt: str = "auto", *, production: boo
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that log per request or per connection at INFO.
-    for noisy in ("hypercorn.access", "asyncio", "trio-websocket", "pgserver"):
+    for noisy in ("hypercorn.access", "asyncio", "trio-websocket", "pgserver", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -15,7 +15,8 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "BATCH_FLUSH_SECONDS", "BATCH_RETRIES", "BATCH_SIZE", "BREAKER_STATE", "COMMITTED_CURSOR",
     "DB_ERRORS", "DB_POOL_CONNECTIONS", "DB_POOL_WAITING", "DB_QUERY_SECONDS", "DB_SLOW_QUERIES", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
-    "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+    "PENDING_EVENTS", "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
+    "FIREHOSE_ERROR_FRAMES", "FIREHOSE_INFO", "BACKFILL_REPOS", "BACKFILL_REQUESTS",
     # identity
     "HOST_CHECKS", "IDENTITY_CACHE_LOOKUPS", "IDENTITY_DB_ERRORS", "IDENTITY_FETCHES",
     "IDENTITY_RESOLUTIONS",
@@ -29,6 +30,20 @@ RECONNECTS: Final = Counter(
     "coves_ingest_reconnects_total", "Times a source reconnected, by why.", ["source", "reason"])
 SOURCE_CONNECTED: Final = Gauge(
     "coves_ingest_source_connected", "1 while the source has a live connection.", ["source"])
+
+# ---- raw firehose: frames that are not events ----
+FIREHOSE_ERROR_FRAMES: Final = Counter(
+    "coves_firehose_error_frames_total", "Error frames (op -1) received; each ends the connection.",
+    ["source", "error"])  # error: FutureCursor | ConsumerTooSlow | other
+FIREHOSE_INFO: Final = Counter(
+    "coves_firehose_info_total", "#info frames received.", ["source", "name"])  # OutdatedCursor | other
+
+# ---- backfill ----
+BACKFILL_REPOS: Final = Counter(
+    "coves_backfill_repos_total", "Repos backfill finished, by outcome.", ["outcome"])  # fetched | failed
+BACKFILL_REQUESTS: Final = Counter(
+    "coves_backfill_requests_total", "HTTP requests backfill made, by XRPC method and outcome.",
+    ["method", "outcome"])  # outcome: ok | retry | error
 
 # ---- handlers ----
 EVENTS_APPLIED: Final = Counter(
@@ -48,6 +63,8 @@ BATCH_FLUSH_SECONDS: Final = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUEUE_DEPTH: Final = Gauge(
     "coves_ingest_queue_batches", "Batches waiting for the writer.", ["source"])
+PENDING_EVENTS: Final = Gauge(
+    "coves_ingest_pending_events", "Events read but not yet handed to the writer.", ["source"])
 BATCH_RETRIES: Final = Counter(
     "coves_ingest_batch_retries_total", "Batch writes retried after a database failure.", ["source"])
 DB_ERRORS: Final = Counter(

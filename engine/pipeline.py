@@ -20,6 +20,7 @@ from typing import Final
 
 import trio
 
+from . import metrics
 from .backoff import backoff_delay
 from .batcher import Batch, Batcher
 from .breaker import Breaker
@@ -101,6 +102,7 @@ async def _run_pipeline(source: Source, start: int | None, writer: Writer, regis
                       max_latency_s=settings.batch_max_latency_s,
                       known_collections=registry.commits)
     router = Router(registry, batcher, label=source.label)
+    metrics.PENDING_EVENTS.labels(source.label).set_function(lambda: batcher.pending)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
         nursery.start_soon(batcher.run)

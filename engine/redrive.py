@@ -25,7 +25,7 @@ LOGGER = logging.getLogger(__name__)
 PAGE_SIZE: Final = 1000
 
 _PAGE: Final = """
-    SELECT id, source, raw, raw_size, cursor FROM ingest_rejects
+    SELECT id, source, reason, detail, raw, raw_size, cursor FROM ingest_rejects
      WHERE id > $1 AND ($2::text IS NULL OR reason = $2)
      ORDER BY id LIMIT $3"""
 _STILL_REJECTED: Final = """
@@ -73,6 +73,11 @@ async def redrive(db: Database, *, registry: Registry = DEFAULT_REGISTRY, reason
                 # Only oversize frames are stored cut; they cannot be re-read.
                 still.append((row["id"], RejectReason.OVERSIZE.value,
                               f"{row['raw_size']} bytes; only the first {len(raw)} were kept"))
+                continue
+            if row["source"].startswith("firehose:") and not raw.startswith(b"{"):
+                # A raw firehose frame that could not be decoded (events refused by a handler
+                # are stored as Jetstream JSON): not re-readable here; keep its reason.
+                still.append((row["id"], row["reason"], row["detail"]))
                 continue
             try:
                 event = decode_jetstream(raw, cursor=row["cursor"])

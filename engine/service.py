@@ -1,9 +1,12 @@
 """The nursery tree of each command. Every long-lived task of the program starts here.
 
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
-                         nursery{ metrics server, ingest(Jetstream), signal watcher,
-                                  identity{ handle resolver, host verifier } (own pool) }
+                         nursery{ metrics server, ingest(Jetstream) — or one ingest per
+                         FIREHOSE_URL, each with its own writer —, signal watcher,
+                         identity{ handle resolver, host verifier } (own pool) }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
+    coves backfill:      same, discover or resolve repos, ingest(BackfillSource) until all were
+                         tried, with a progress display
 """
 
 from __future__ import annotations
@@ -11,30 +14,38 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import trio
 
+from .backfill import (BackfillProgress, BackfillSource, discover, mark_pending, report_progress,
+                       resolve_targets)
 from .backup import RestoreReport, backup, restore
 from .batcher import Batch
 from .config import Config
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
+from .errors import ConfigError
 from .identity import open_identity, run_handle_resolver, run_host_verifier
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
 from .redrive import RedriveReport, redrive
 from .sources import Source
+from .sources.firehose import FirehoseSource
 from .sources.jetstream import JetstreamSource
 from .sources.replay import ReplaySource
+from .sync_client import HTTP_TIMEOUT, SyncClient
 
-__all__ = ["migrate", "open_postgres", "replay", "run_backup", "run_engine", "run_reconcile",
-           "run_redrive", "run_restore"]
+__all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_backfill", "run_backup",
+           "run_engine", "run_reconcile", "run_redrive", "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -108,12 +119,23 @@ async def _run_identity(config: Config, url: str, *,
         task_status.started()
 
 
-async def _run_source(config: Config, source: Source, *, resume: bool, metrics: bool,
+async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool,
                       identity: bool = False) -> IngestTotals:
+    """Ingest from each source (each with its own writer connection) until they end or a signal.
+
+    With `identity`, the identity tasks run beside ingestion until it ends.
+    """
     from .metrics_server import serve_metrics
 
     totals = IngestTotals()
-    async with open_bridge(), _open_migrated(config) as url, open_writer_database(url) as db:
+    settings = IngestSettings.from_config(config)
+
+    async def ingest(url: str, source: Source, stop: trio.Event) -> None:
+        async with open_writer_database(url) as db:
+            totals.cursor = await run_ingest(db, source, settings=settings, stop=stop,
+                                             resume=resume, on_commit=totals.add)
+
+    async with open_bridge(), _open_migrated(config) as url:
         stop = trio.Event()
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
@@ -122,15 +144,29 @@ async def _run_source(config: Config, source: Source, *, resume: bool, metrics: 
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
                 if identity:
                     await nursery.start(_run_identity, config, url)
-                totals.cursor = await run_ingest(
-                    db, source, settings=IngestSettings.from_config(config), stop=stop,
-                    resume=resume, on_commit=totals.add)
+                async with trio.open_nursery() as ingests:
+                    for source in sources:
+                        ingests.start_soon(ingest, url, source, stop)
                 nursery.cancel_scope.cancel()
     return totals
 
 
+def firehose_sources(config: Config) -> list[FirehoseSource]:
+    """One source per FIREHOSE_URL item (empty when unset)."""
+    return [FirehoseSource(url, config.jetstream_collections,
+                           idle_timeout_s=config.firehose_idle_timeout_s)
+            for url in config.firehose_urls or ()]
+
+
 async def run_engine(config: Config) -> None:
-    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal."""
+    """`coves engine` / `coves run`: Jetstream → Postgres, with metrics, until a signal.
+
+    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
+    """
+    firehoses = firehose_sources(config)
+    if firehoses:
+        await _run_source(config, *firehoses, resume=True, metrics=True, identity=True)
+        return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
@@ -179,3 +215,59 @@ async def run_restore(config: Config, archive: Path) -> RestoreReport:
     async with open_bridge(), open_postgres(config) as url:
         async with open_database(url, min_size=1, max_size=1, application_name="coves-restore") as db:
             return await restore(db, url, archive, bin_dir=config.pg_bin_dir)
+
+
+def backfill_hosts(config: Config) -> tuple[str, ...]:
+    """BACKFILL_URL, else the http(s) host of each FIREHOSE_URL.
+
+    Raises:
+        ConfigError: neither is set.
+    """
+    if config.backfill_urls:
+        return config.backfill_urls
+    hosts = []
+    for url in config.firehose_urls or ():
+        parts = urlsplit(url)
+        hosts.append(urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "", "", "")))
+    if not hosts:
+        raise ConfigError("coves backfill needs a host: set BACKFILL_URL (or FIREHOSE_URL)")
+    return tuple(dict.fromkeys(hosts))
+
+
+async def run_backfill(config: Config, targets: Sequence[str] = (), *,
+                       progress_stream: TextIO = sys.stderr) -> BackfillProgress:
+    """`coves backfill [DID|HANDLE …]`: read whole repos into the index through the writer.
+
+    Without targets, each host's repos are discovered first; with targets, only those are read
+    (again, even if done before). SIGTERM/SIGINT drains: repos not finished stay pending.
+    """
+    hosts = backfill_hosts(config)
+    progress = BackfillProgress()
+    async with open_bridge(), _open_migrated(config) as url, \
+            open_database(url, min_size=1, max_size=4, application_name="coves-backfill") as db, \
+            open_writer_database(url) as writer_db, \
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=True) as http:
+        clients = {host: SyncClient(host, http, rate_per_s=config.backfill_rate,
+                                    concurrency=config.backfill_concurrency) for host in hosts}
+        only: list[str] | None = None
+        if targets:
+            resolved = await resolve_targets(targets, clients)
+            for did, host in resolved:
+                await mark_pending(db, [did], host, force=True)
+            only = [did for did, _ in resolved]
+        else:
+            for client in clients.values():
+                await discover(db, client, config.jetstream_collections)
+        source = BackfillSource(db, clients, config.jetstream_collections, only=only,
+                                workers=config.backfill_concurrency * len(clients),
+                                progress=progress)
+        stop = trio.Event()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, stop, scope)
+                nursery.start_soon(report_progress, progress, progress_stream)
+                await run_ingest(writer_db, source, settings=IngestSettings.from_config(config),
+                                 stop=stop, resume=False)
+                nursery.cancel_scope.cancel()
+    progress.interrupted = stop.is_set()
+    return progress

@@ -64,6 +64,13 @@ _MERGE_REJECTS: Final = f"""
     SELECT {', '.join(_REJECT_COLUMNS)} FROM stage_ingest_rejects
     ON CONFLICT (fingerprint) DO UPDATE
        SET seen_count = ingest_rejects.seen_count + EXCLUDED.seen_count, last_seen_at = now()"""
+# Writers take turns: each batch transaction first takes this transaction-level advisory lock.
+# Several writers may run at once (one per FIREHOSE_URL, `coves backfill` beside `coves run`), and
+# a recount counts source rows in its own snapshot: two concurrent transactions touching one
+# subject would each miss the other's new rows and store a wrong count. One at a time keeps every
+# recount exact; a lone writer pays one uncontended lock per batch. (The key spells "coves-w".)
+WRITER_LOCK_KEY: Final = 0x636F7665732D77
+_TAKE_WRITER_LOCK: Final = "SELECT pg_advisory_xact_lock($1)"
 # The cursor never moves back: a replay of older events (rewind, redrive) keeps the stored one.
 _UPSERT_CURSOR: Final = """
     INSERT INTO ingest_cursors (source, cursor, event_time_us, updated_at)
@@ -195,6 +202,7 @@ async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
                        batch: Batch) -> list[tuple[Event, RejectedEvent]]:
     """One transaction for the whole batch; return the events refused while merging."""
     async with connection.transaction():
+        await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
         late = _refused_events(batch.events, await _apply_rows(connection, plan, batch.rows))
         await _finish(connection, batch, _reject_rows(batch, late))
     return late
@@ -205,6 +213,7 @@ async def _write_each(connection: asyncpg.Connection, plan: WritePlan,
     """Write a batch event by event, each in a savepoint; events Postgres refuses become rejects."""
     late: list[tuple[Event, RejectedEvent]] = []
     async with connection.transaction():
+        await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
         for event, ops in batch.events:
             rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
             for table, row in ops:

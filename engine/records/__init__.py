@@ -32,6 +32,7 @@ from . import (
     community_subscription,
     feed_vote,
     identity,
+    repo_state,
 )
 
 __all__ = ["DEFAULT_REGISTRY", "Handler", "Registry"]
@@ -40,7 +41,8 @@ Handler = Callable[[Event], list[RowOp]]
 
 _MODULES: Final[tuple[ModuleType, ...]] = (
     community_profile, community_subscription, community_block, community_post, community_comment,
-    feed_vote, actor_profile, aggregator_service, aggregator_authorization, identity, account)
+    feed_vote, actor_profile, aggregator_service, aggregator_authorization, identity, account,
+    repo_state)
 
 
 @dataclasses.dataclass(frozen=True)

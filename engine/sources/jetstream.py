@@ -8,19 +8,18 @@ silent stall caught by the idle watchdog — is logged, counted, and retried wit
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import trio
 import trio_websocket
 
-from .. import metrics
 from ..decode import JetstreamDecoder
-from ..errors import RejectedEvent, RejectReason, SourceTimeout
+from ..errors import RejectedEvent, RejectReason
 from . import Sink
-from .reconnect import IdleWatchdog, Reconnector
+from .reconnect import IdleWatchdog, Reconnector, run_websocket
 
 __all__ = ["JetstreamSource", "MAX_MESSAGE_BYTES"]
 
@@ -29,13 +28,6 @@ LOGGER = logging.getLogger(__name__)
 # Jetstream frames carry one record (≤ 1 MiB of CBOR, larger as JSON); the issue asks for ≥ 4 MiB.
 # 16 MiB leaves room; decode rejects anything over its own 4 MiB event cap with a reason.
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
-# trio-websocket reads 4 KiB per recv by default; bigger reads cut syscalls at high rates.
-RECEIVE_BUFFER_BYTES: Final = 64 * 1024
-# Messages buffered between trio-websocket's reader task and ours.
-MESSAGE_QUEUE_SIZE: Final = 32
-CONNECT_TIMEOUT_S: Final = 10.0
-# Closing a dead connection must not wait trio-websocket's default 60 s for a close handshake.
-DISCONNECT_TIMEOUT_S: Final = 2.0
 _MESSAGE_TOO_BIG: Final = 1009
 
 
@@ -51,34 +43,6 @@ def subscribe_url(base: str, collections: tuple[str, ...], cursor: int | None,
     if compress:
         query.append(("compress", "true"))
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _failure(exc: BaseException) -> tuple[str, str, BaseException] | None:
-    """(reason, message, the error itself) for a connection failure, looking inside exception
-    groups; None if `exc` is not one (then it is a bug: re-raise)."""
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [_failure(e) for e in exc.exceptions]
-        return leaves[0] if leaves and all(leaves) else None
-    if isinstance(exc, SourceTimeout):
-        return "idle", str(exc), exc
-    if isinstance(exc, trio_websocket.ConnectionClosed):
-        reason = exc.reason
-        return "closed", f"code={reason.code} {reason.name} {reason.reason or ''}".strip(), exc
-    if isinstance(exc, trio_websocket.ConnectionRejected):
-        return "rejected", f"HTTP {exc.status_code}", exc
-    if isinstance(exc, (trio_websocket.ConnectionTimeout, trio_websocket.DisconnectionTimeout,
-                        trio.TooSlowError)):
-        return "timeout", type(exc).__name__, exc
-    if isinstance(exc, trio_websocket.HandshakeError):
-        # trio-websocket reports a refused or unresolvable address as a HandshakeError caused
-        # by the OSError; name the real cause.
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, OSError):
-            return "unreachable", str(cause) or type(cause).__name__, exc
-        return "handshake", str(exc) or type(exc).__name__, exc
-    if isinstance(exc, (OSError, trio.BrokenResourceError)):
-        return "unreachable", str(exc) or type(exc).__name__, exc
-    return None
 
 
 class JetstreamSource:
@@ -122,39 +86,21 @@ class JetstreamSource:
         # run delivered but did not commit.
         self.last_cursor = None
         self._skip_past = None
-        connected = metrics.SOURCE_CONNECTED.labels(self.label)
-        while True:
-            url = subscribe_url(self.url, self.collections, self.resume_cursor(start), self.compress)
-            try:
-                await self._connection(url, sink)
-            except Exception as exc:
-                failure = _failure(exc)
-                if failure is None:
-                    raise
-                connected.set(0)
-                reason, message, error = failure
-                if isinstance(error, trio_websocket.ConnectionClosed) \
-                        and error.reason.code == _MESSAGE_TOO_BIG:
-                    await self._skip_oversize(sink)
-                await self._reconnector.wait(reason, message, url)
 
-    async def _connection(self, url: str, sink: Sink) -> None:
-        watchdog = IdleWatchdog(self.idle_timeout_s)
-        with trio.CancelScope() as idle_scope:
-            async with trio_websocket.open_websocket_url(
-                    url, max_message_size=MAX_MESSAGE_BYTES, message_queue_size=MESSAGE_QUEUE_SIZE,
-                    receive_buffer_size=RECEIVE_BUFFER_BYTES, connect_timeout=CONNECT_TIMEOUT_S,
-                    disconnect_timeout=DISCONNECT_TIMEOUT_S) as ws:
-                LOGGER.info("jetstream connected", extra={"url": url})
-                metrics.SOURCE_CONNECTED.labels(self.label).set(1)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(watchdog.run, idle_scope)
-                    await self._read(ws, sink, watchdog)
-        if watchdog.fired:
-            raise SourceTimeout(f"no frame for {self.idle_timeout_s:g} s")
+        def url_for() -> str:
+            return subscribe_url(self.url, self.collections, self.resume_cursor(start), self.compress)
 
-    async def _read(self, ws: trio_websocket.WebSocketConnection, sink: Sink,
-                    watchdog: IdleWatchdog) -> None:
+        async def on_failure(error: BaseException) -> None:
+            if isinstance(error, trio_websocket.ConnectionClosed) and error.reason is not None \
+                    and error.reason.code == _MESSAGE_TOO_BIG:
+                await self._skip_oversize(sink)
+
+        await run_websocket(self.label, url_for, functools.partial(self._read, sink=sink),
+                            reconnector=self._reconnector, idle_timeout_s=self.idle_timeout_s,
+                            max_message_bytes=MAX_MESSAGE_BYTES, on_failure=on_failure)
+
+    async def _read(self, ws: trio_websocket.WebSocketConnection, watchdog: IdleWatchdog, *,
+                    sink: Sink) -> None:
         decode = self._decoder.decode
         first = True
         while True:

@@ -1,22 +1,40 @@
-"""The reconnect policy every live source shares: backoff with jitter and an idle watchdog."""
+"""The reconnect policy every live source shares: backoff with jitter, an idle watchdog, and the
+connect → read → classify the failure → back off → reconnect loop (`run_websocket`).
+
+Each source supplies only what differs: the URL of the next connection (its resume cursor) and
+how to read one connection's messages.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, NoReturn
 
 import trio
+import trio_websocket
 
 from .. import metrics
 from ..backoff import backoff_delay
+from ..errors import SourceRefused, SourceTimeout
 
-__all__ = ["IdleWatchdog", "Reconnector", "RECONNECT_BASE_S", "RECONNECT_CAP_S"]
+__all__ = ["IdleWatchdog", "Reconnector", "RECONNECT_BASE_S", "RECONNECT_CAP_S", "failure_of",
+           "run_websocket"]
 
 LOGGER = logging.getLogger(__name__)
 # First retry after ~0.5-1 s, doubling to a 60 s ceiling: fast recovery from a blip, and a
 # public Jetstream host that is down for minutes sees one attempt a minute from us, not a storm.
 RECONNECT_BASE_S: Final = 1.0
 RECONNECT_CAP_S: Final = 60.0
+# trio-websocket reads 4 KiB per recv by default; bigger reads cut syscalls at high rates.
+RECEIVE_BUFFER_BYTES: Final = 64 * 1024
+# Messages buffered between trio-websocket's reader task and ours.
+MESSAGE_QUEUE_SIZE: Final = 32
+CONNECT_TIMEOUT_S: Final = 10.0
+# Closing a dead connection must not wait trio-websocket's default 60 s for a close handshake.
+DISCONNECT_TIMEOUT_S: Final = 2.0
+
+Reader = Callable[[trio_websocket.WebSocketConnection, "IdleWatchdog"], Awaitable[None]]
 
 
 class Reconnector:
@@ -72,3 +90,87 @@ class IdleWatchdog:
                 self.fired = True
                 scope.cancel()
                 return
+
+
+def failure_of(exc: BaseException) -> tuple[str, str, BaseException] | None:
+    """(reason, message, the error itself) for a connection failure, looking inside exception
+    groups; None if `exc` is not one (then it is a bug: re-raise)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [failure_of(e) for e in exc.exceptions]
+        return leaves[0] if leaves and all(leaves) else None
+    if isinstance(exc, SourceTimeout):
+        return "idle", str(exc), exc
+    if isinstance(exc, SourceRefused):
+        return "error_frame", str(exc), exc
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        reason = exc.reason
+        if reason is None:
+            return "closed", "connection closed", exc
+        return "closed", f"code={reason.code} {reason.name} {reason.reason or ''}".strip(), exc
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        return "rejected", f"HTTP {exc.status_code}", exc
+    if isinstance(exc, (trio_websocket.ConnectionTimeout, trio_websocket.DisconnectionTimeout,
+                        trio.TooSlowError)):
+        return "timeout", type(exc).__name__, exc
+    if isinstance(exc, trio_websocket.HandshakeError):
+        # trio-websocket reports a refused or unresolvable address as a HandshakeError caused
+        # by the OSError; name the real cause.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            return "unreachable", str(cause) or type(cause).__name__, exc
+        return "handshake", str(exc) or type(exc).__name__, exc
+    if isinstance(exc, (OSError, trio.BrokenResourceError)):
+        return "unreachable", str(exc) or type(exc).__name__, exc
+    return None
+
+
+async def run_websocket(label: str, url_for: Callable[[], str], read: Reader, *,
+                        reconnector: Reconnector, idle_timeout_s: float, max_message_bytes: int,
+                        on_failure: Callable[[BaseException], Awaitable[None]] | None = None
+                        ) -> NoReturn:
+    """Connect to `url_for()`, let `read` consume the connection, and reconnect forever.
+
+    Args:
+        label: the source label for logs and metrics.
+        url_for: the URL of the next connection (called before each attempt: it carries the
+            source's resume cursor).
+        read: reads one connection until it fails; bumps `watchdog.frames` per message and calls
+            `reconnector.healthy()` once data flowed.
+        on_failure: called with the failure before the backoff (e.g. to skip an oversize message).
+
+    Error handling: every connection failure (`failure_of`) — refused, unreachable, closed, an
+    error frame, a stall caught by the idle watchdog — is logged, counted in
+    `coves_ingest_reconnects_total{reason}`, and retried after the reconnector's backoff. Any
+    other exception is a bug and propagates.
+    """
+    connected = metrics.SOURCE_CONNECTED.labels(label)
+    while True:
+        url = url_for()
+        try:
+            await _connection(label, url, read, idle_timeout_s, max_message_bytes)
+        except Exception as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            connected.set(0)
+            reason, message, error = failure
+            if on_failure is not None:
+                await on_failure(error)
+            await reconnector.wait(reason, message, url)
+
+
+async def _connection(label: str, url: str, read: Reader, idle_timeout_s: float,
+                      max_message_bytes: int) -> None:
+    watchdog = IdleWatchdog(idle_timeout_s)
+    with trio.CancelScope() as idle_scope:
+        async with trio_websocket.open_websocket_url(
+                url, max_message_size=max_message_bytes, message_queue_size=MESSAGE_QUEUE_SIZE,
+                receive_buffer_size=RECEIVE_BUFFER_BYTES, connect_timeout=CONNECT_TIMEOUT_S,
+                disconnect_timeout=DISCONNECT_TIMEOUT_S) as ws:
+            LOGGER.info("%s connected", label, extra={"source": label, "url": url})
+            metrics.SOURCE_CONNECTED.labels(label).set(1)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watchdog.run, idle_scope)
+                await read(ws, watchdog)
+    if watchdog.fired:
+        raise SourceTimeout(f"no frame for {idle_timeout_s:g} s")
