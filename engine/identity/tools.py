@@ -22,8 +22,11 @@ from .resolver import DidResolver
 
 __all__ = ["IdentityTools", "open_identity"]
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class IdentityTools:
+    """The parts, all sharing one fetcher (and so its limits and address rules)."""
+
     fetcher: Fetcher
     resolver: DidResolver
     handles: HandleVerifier
@@ -45,7 +48,7 @@ async def open_identity(config: Config, *, ssl_context: ssl.SSLContext | None = 
                             max_bytes=config.identity_fetch_max_bytes,
                             allow_private=config.identity_allow_private_addresses,
                             ssl_context=ssl_context, resolve=resolve) as fetcher:
-        dns = (system_dns_resolver(config.identity_fetch_timeout_s) if dns_resolver == "system"
+        dns = (system_dns_resolver(config.identity_fetch_timeout_s) if isinstance(dns_resolver, str)
                else dns_resolver)
         yield IdentityTools(
             fetcher=fetcher,
