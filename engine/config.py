@@ -191,6 +191,27 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
             "auto|json|console", "Log rendering; auto = JSON in production, readable otherwise."),
+    # ---- identity (engine/identity) ----
+    Setting("PLC_URL", "plc_url", _url("http", "https"), "https://plc.directory",
+            "https://… (http only with IDENTITY_ALLOW_PRIVATE_ADDRESSES)",
+            "PLC directory that resolves did:plc identities."),
+    Setting("IDENTITY_FETCH_TIMEOUT_S", "identity_fetch_timeout_s", _float_range(0.1, 60), "5",
+            "seconds, 0.1..60", "Time limit of one DID document or handle fetch, redirects included."),
+    Setting("IDENTITY_FETCH_MAX_BYTES", "identity_fetch_max_bytes", _int_range(1024, 1_048_576),
+            "65536", "bytes, 1024..1048576", "Largest DID document or handle file accepted."),
+    Setting("DID_CACHE_TTL_S", "did_cache_ttl_s", _float_range(1, 86_400), "3600",
+            "seconds, 1..86400", "How long a resolved DID document is reused."),
+    Setting("DID_CACHE_FAILURE_TTL_S", "did_cache_failure_ttl_s", _float_range(1, 86_400), "300",
+            "seconds, 1..86400", "How long a failed DID resolution is remembered before retrying."),
+    Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false",
+            "true|false", "Development only: accept every community's hostedBy unchecked.",
+            production="off"),
+    Setting("IDENTITY_ALLOW_PRIVATE_ADDRESSES", "identity_allow_private_addresses", _bool, "false",
+            "true|false", "Tests only: let identity fetches reach loopback/private addresses "
+            "and plain http.", production="off"),
+    Setting("HANDLE_VERIFY_VIA_PDS", "handle_verify_via_pds", _bool, "false", "true|false",
+            "Tests only: when DNS and https cannot verify a handle, accept the DID's own PDS's "
+            "resolveHandle answer.", production="off"),
 )
 
 
@@ -220,6 +241,14 @@ class Config:
     backfill_urls: tuple[str, ...] | None = None
     backfill_concurrency: int = 5
     backfill_rate: float = 10.0
+    plc_url: str = "https://plc.directory"
+    identity_fetch_timeout_s: float = 5.0
+    identity_fetch_max_bytes: int = 65536
+    did_cache_ttl_s: float = 3600.0
+    did_cache_failure_ttl_s: float = 300.0
+    skip_did_web_verification: bool = False
+    identity_allow_private_addresses: bool = False
+    handle_verify_via_pds: bool = False
 
     @property
     def production(self) -> bool:
@@ -243,6 +272,16 @@ def _mask(value: str) -> str:
     if parts.scheme and parts.hostname:
         return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return "***"
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    """Problems that involve two settings."""
+    problems = []
+    plc_url = values.get("plc_url") or ""
+    if plc_url.startswith("http:") and not values.get("identity_allow_private_addresses"):
+        problems.append(f"PLC_URL = {plc_url!r}: identity fetches use https only; plain http "
+                        "needs IDENTITY_ALLOW_PRIVATE_ADDRESSES=true (tests)")
+    return problems
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -284,6 +323,7 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
     if values.get("env") == "production":
         problems += production_problems(values)
+    problems += _cross_checks(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)

@@ -2,7 +2,8 @@
 
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
                          nursery{ metrics server, ingest(Jetstream) — or one ingest per
-                         FIREHOSE_URL, each with its own writer —, signal watcher }
+                         FIREHOSE_URL, each with its own writer —, signal watcher,
+                         identity{ handle resolver, host verifier } (own pool) }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
     coves backfill:      same, discover or resolve repos, ingest(BackfillSource) until all were
                          tried, with a progress display
@@ -32,6 +33,7 @@ from .config import Config
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
 from .errors import ConfigError
+from .identity import open_identity, run_handle_resolver, run_host_verifier
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
@@ -107,8 +109,22 @@ class IngestTotals:
                 f"rejected{detail(self.rejected)}")
 
 
-async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool) -> IngestTotals:
-    """Ingest from each source (each with its own writer connection) until they end or a signal."""
+async def _run_identity(config: Config, url: str, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The identity tasks, on a small pool of their own (never the writer's connection)."""
+    async with open_database(url, min_size=1, max_size=2, application_name="coves-identity") as db, \
+            open_identity(config) as identity, trio.open_nursery() as nursery:
+        await nursery.start(run_handle_resolver, db, identity.resolver, identity.handles)
+        await nursery.start(run_host_verifier, db, identity.hosting)
+        task_status.started()
+
+
+async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool,
+                      identity: bool = False) -> IngestTotals:
+    """Ingest from each source (each with its own writer connection) until they end or a signal.
+
+    With `identity`, the identity tasks run beside ingestion until it ends.
+    """
     from .metrics_server import serve_metrics
 
     totals = IngestTotals()
@@ -126,6 +142,8 @@ async def _run_source(config: Config, *sources: Source, resume: bool, metrics: b
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
+                if identity:
+                    await nursery.start(_run_identity, config, url)
                 async with trio.open_nursery() as ingests:
                     for source in sources:
                         ingests.start_soon(ingest, url, source, stop)
@@ -147,13 +165,13 @@ async def run_engine(config: Config) -> None:
     """
     firehoses = firehose_sources(config)
     if firehoses:
-        await _run_source(config, *firehoses, resume=True, metrics=True)
+        await _run_source(config, *firehoses, resume=True, metrics=True, identity=True)
         return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True)
+    await _run_source(config, source, resume=True, metrics=True, identity=True)
 
 
 async def replay(config: Config, path: Path, *, resume: bool = False) -> IngestTotals:
