@@ -227,6 +227,27 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "debug|info|warning|error", "Lowest level logged."),
     Setting("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
             "auto|json|console", "Log rendering; auto = JSON in production, readable otherwise."),
+    # ---- identity (engine/identity) ----
+    Setting("PLC_URL", "plc_url", _url("http", "https"), "https://plc.directory",
+            "https://… (http only with IDENTITY_ALLOW_PRIVATE_ADDRESSES)",
+            "PLC directory that resolves did:plc identities."),
+    Setting("IDENTITY_FETCH_TIMEOUT_S", "identity_fetch_timeout_s", _float_range(0.1, 60), "5",
+            "seconds, 0.1..60", "Time limit of one DID document or handle fetch, redirects included."),
+    Setting("IDENTITY_FETCH_MAX_BYTES", "identity_fetch_max_bytes", _int_range(1024, 1_048_576),
+            "65536", "bytes, 1024..1048576", "Largest DID document or handle file accepted."),
+    Setting("DID_CACHE_TTL_S", "did_cache_ttl_s", _float_range(1, 86_400), "3600",
+            "seconds, 1..86400", "How long a resolved DID document is reused."),
+    Setting("DID_CACHE_FAILURE_TTL_S", "did_cache_failure_ttl_s", _float_range(1, 86_400), "300",
+            "seconds, 1..86400", "How long a failed DID resolution is remembered before retrying."),
+    Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false",
+            "true|false", "Development only: accept every community's hostedBy unchecked.",
+            production="off"),
+    Setting("IDENTITY_ALLOW_PRIVATE_ADDRESSES", "identity_allow_private_addresses", _bool, "false",
+            "true|false", "Tests only: let identity fetches reach loopback/private addresses "
+            "and plain http.", production="off"),
+    Setting("HANDLE_VERIFY_VIA_PDS", "handle_verify_via_pds", _bool, "false", "true|false",
+            "Tests only: when DNS and https cannot verify a handle, accept the DID's own PDS's "
+            "resolveHandle answer.", production="off"),
     # ---- XRPC API (api/) ----
     Setting("API_HOST", "api_host", _text, "127.0.0.1", "an address to bind",
             "Address the XRPC API listens on."),
@@ -241,13 +262,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "a multikey (z + base58btc)", "Public key published in /.well-known/did.json."),
     Setting("PDS_URL", "pds_url", _url("http", "https"), "http://localhost:3001", "an http(s) URL",
             "PDS that hosts community repos; blob URLs fall back to it."),
-    Setting("PLC_URL", "plc_url", _url("http", "https"), "https://plc.directory", "an http(s) URL",
-            "PLC directory used to resolve did:plc documents."),
     Setting("IMAGE_CDN_URL", "image_cdn_url", _url("http", "https"), None, "an http(s) URL",
             "When set, image URLs are IMAGE_CDN_URL/{did}/{cid} instead of the PDS getBlob URL."),
-    Setting("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification", _bool, "false", "true|false",
-            "Show communities whose hostedBy was not verified (development only).",
-            production="off"),
     Setting("AUTH_SKIP_VERIFY", "auth_skip_verify", _bool, "false", "true|false",
             "Trust a token's `iss` without checking its signature (development only).",
             production="off"),
@@ -292,15 +308,21 @@ class Config:
     backfill_urls: tuple[str, ...] | None = None
     backfill_concurrency: int = 5
     backfill_rate: float = 10.0
+    plc_url: str = "https://plc.directory"
+    identity_fetch_timeout_s: float = 5.0
+    identity_fetch_max_bytes: int = 65536
+    did_cache_ttl_s: float = 3600.0
+    did_cache_failure_ttl_s: float = 300.0
+    skip_did_web_verification: bool = False
+    identity_allow_private_addresses: bool = False
+    handle_verify_via_pds: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     instance_domain: str = "localhost"
     instance_did: str | None = None
     instance_public_key_multibase: str | None = None
     pds_url: str = "http://localhost:3001"
-    plc_url: str = "https://plc.directory"
     image_cdn_url: str | None = None
-    skip_did_web_verification: bool = False
     auth_skip_verify: bool = False
     cursor_secret: str | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
@@ -335,6 +357,16 @@ def _mask(value: str) -> str:
     if parts.scheme and parts.hostname:
         return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return "***"
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    """Problems that involve two settings."""
+    problems = []
+    plc_url = values.get("plc_url") or ""
+    if plc_url.startswith("http:") and not values.get("identity_allow_private_addresses"):
+        problems.append(f"PLC_URL = {plc_url!r}: identity fetches use https only; plain http "
+                        "needs IDENTITY_ALLOW_PRIVATE_ADDRESSES=true (tests)")
+    return problems
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -376,6 +408,7 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
             problems.append(f"{setting.env} ({origin}) = {shown}: {exc}; expected {setting.form}")
     if values.get("env") == "production":
         problems += production_problems(values)
+    problems += _cross_checks(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(**values)

@@ -17,6 +17,9 @@ __all__ = [
     "DB_ERRORS", "DB_POOL_CONNECTIONS", "DB_POOL_WAITING", "DB_QUERY_SECONDS", "DB_SLOW_QUERIES", "EVENTS_APPLIED", "EVENTS_RECEIVED", "EVENTS_REJECTED", "EVENTS_SKIPPED",
     "PENDING_EVENTS", "QUEUE_DEPTH", "RECONNECTS", "SOURCE_CONNECTED", "LagClock",
     "FIREHOSE_ERROR_FRAMES", "FIREHOSE_INFO", "BACKFILL_REPOS", "BACKFILL_REQUESTS",
+    # identity
+    "HOST_CHECKS", "IDENTITY_CACHE_LOOKUPS", "IDENTITY_DB_ERRORS", "IDENTITY_FETCHES",
+    "IDENTITY_RESOLUTIONS",
 ]
 
 # ---- source ----
@@ -83,6 +86,26 @@ DB_POOL_CONNECTIONS: Final = Gauge(
     "coves_db_pool_connections", "Connections of a pool by state (open, idle, max).", ["pool", "state"])
 DB_POOL_WAITING: Final = Gauge(
     "coves_db_pool_waiting", "Calls waiting for a free connection of the pool.", ["pool"])
+
+
+# ---- identity (engine/identity: DID resolution, handle and hostedBy checks) ----
+IDENTITY_FETCHES: Final = Counter(
+    "coves_identity_fetches_total",
+    "Remote identity documents fetched, by outcome (ok, refused, timeout, too_large, failed).",
+    ["outcome"])
+IDENTITY_CACHE_LOOKUPS: Final = Counter(
+    "coves_identity_cache_lookups_total",
+    "Identity cache lookups by cache (did, host) and result (hit, miss).", ["cache", "result"])
+IDENTITY_RESOLUTIONS: Final = Counter(
+    "coves_identity_resolutions_total",
+    "Identities re-resolved by the handle resolver, by outcome (ok, handle_invalid, failed).",
+    ["outcome"])
+HOST_CHECKS: Final = Counter(
+    "coves_host_checks_total", "Community hostedBy checks written, by outcome (ok, failed, skipped).",
+    ["outcome"])
+IDENTITY_DB_ERRORS: Final = Counter(
+    "coves_identity_database_errors_total",
+    "Database failures of the identity tasks (each followed by a backoff), by task.", ["task"])
 
 
 class LagClock:

@@ -3,7 +3,8 @@
     coves run / engine:  bridge → postgres (embedded or DATABASE_URL) → migrate →
                          nursery{ metrics server, ingest(Jetstream) — or one ingest per
                          FIREHOSE_URL, each with its own writer —, signal watcher,
-                         and for `run` the XRPC API (its own pool, /metrics too) }
+                         identity{ handle resolver, host verifier } (own pool),
+                         and for `run` the XRPC API (its own pool and DID resolver, /metrics too) }
     coves api:           bridge → postgres → migrate → nursery{ XRPC API, signal watcher }
     coves replay FILE:   same, ingest(ReplaySource) until end of file
     coves backfill:      same, discover or resolve repos, ingest(BackfillSource) until all were
@@ -20,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final, NoReturn, TextIO
+from typing import Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,6 +35,7 @@ from .config import Config
 from .db import open_bridge, open_database
 from .embedded_pg import open_embedded_postgres
 from .errors import ConfigError
+from .identity import open_identity, run_handle_resolver, run_host_verifier
 from .migrate import apply_migrations
 from .pipeline import IngestSettings, open_writer_database, run_ingest
 from .reconcile import Drift, reconcile
@@ -109,40 +111,39 @@ class IngestTotals:
                 f"rejected{detail(self.rejected)}")
 
 
+async def _run_identity(config: Config, url: str, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The identity tasks, on a small pool of their own (never the writer's connection)."""
+    async with open_database(url, min_size=1, max_size=2, application_name="coves-identity") as db, \
+            open_identity(config) as identity, trio.open_nursery() as nursery:
+        await nursery.start(run_handle_resolver, db, identity.resolver, identity.handles)
+        await nursery.start(run_host_verifier, db, identity.hosting)
+        task_status.started()
+
+
 # The API's read pool: each request holds a connection for one statement (~1-5 ms), so a few
 # connections serve hundreds of requests per second; more would only queue inside Postgres.
 API_POOL_SIZE: Final = 8
 
 
-class _UnavailableResolver:
-    """Stands in for DID resolution until engine/identity lands: every token fails closed (401).
-
-    AUTH_SKIP_VERIFY (development) still works, as it resolves nothing.
-    """
-
-    async def resolve(self, did: str) -> NoReturn:
-        raise LookupError(f"DID resolution is not available in this build: cannot verify {did}")
-
-    def purge(self, did: str) -> None:
-        return None
-
-
 async def _serve_api(config: Config, url: str, stop: trio.Event, *,
                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """The XRPC API on its own pool, until `stop` (then requests in flight finish)."""
+    """The XRPC API on its own pool, verifying tokens with DID documents from engine/identity,
+    until `stop` (then requests in flight finish)."""
     from api.server import serve_api
 
     async with open_database(url, min_size=1, max_size=API_POOL_SIZE,
-                             application_name="coves-api") as db:
-        await serve_api(config, db, _UnavailableResolver(), shutdown_trigger=stop.wait,
+                             application_name="coves-api") as db, open_identity(config) as identity:
+        await serve_api(config, db, identity.resolver, shutdown_trigger=stop.wait,
                         task_status=task_status)
 
 
 async def _run_source(config: Config, *sources: Source, resume: bool, metrics: bool,
-                      api: bool = False) -> IngestTotals:
+                      identity: bool = False, api: bool = False) -> IngestTotals:
     """Ingest from each source (each with its own writer connection) until they end or a signal.
 
-    With `api`, the XRPC API serves next to them and stops with them.
+    With `identity`, the identity tasks run beside ingestion until it ends; with `api`, the XRPC
+    API serves next to them and stops with them.
     """
     from .metrics_server import serve_metrics
 
@@ -161,6 +162,8 @@ async def _run_source(config: Config, *sources: Source, resume: bool, metrics: b
                 nursery.start_soon(_watch_signals, stop, scope)
                 if metrics and config.metrics_port:
                     await nursery.start(serve_metrics, config.metrics_host, config.metrics_port)
+                if identity:
+                    await nursery.start(_run_identity, config, url)
                 async with trio.open_nursery() as workers:
                     if api:
                         await workers.start(_serve_api, config, url, stop)
@@ -185,13 +188,13 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
     """
     firehoses = firehose_sources(config)
     if firehoses:
-        await _run_source(config, *firehoses, resume=True, metrics=True, api=api)
+        await _run_source(config, *firehoses, resume=True, metrics=True, identity=True, api=api)
         return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True, api=api)
+    await _run_source(config, source, resume=True, metrics=True, identity=True, api=api)
 
 
 async def run_api(config: Config, *,

@@ -1,7 +1,7 @@
 """social.coves.community.profile → communities (one row per community repo, rkey `self`).
 
 A delete hides the community (reads skip tombstoned communities and their posts); a newer
-create restores it. hostedBy is checked against did:web out of band (engine/hosting.py): the
+create restores it. hostedBy is checked against did:web out of band (engine/identity/): the
 row records which (hostedBy, handle) passed.
 """
 

@@ -2,7 +2,7 @@
 
 The firehose carries identity events for the whole network; only DIDs our records mention (rows
 of `identities`) are updated. Jetstream's events usually carry no handle: the handle resolver
-(engine/identity.py) re-resolves every DID whose `resolve_after` is due.
+(engine/identity/identities.py) re-resolves every DID whose `resolve_after` is due.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ class Forum:
     comments: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)  # uri → cid, parent, author
     votes: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)  # uri → voter, subject, dir
     subscriptions: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # uri → user, community
+    cids: dict[str, str] = dataclasses.field(default_factory=dict)  # every post/comment ever made → cid
     acked: dict[str, float] = dataclasses.field(default_factory=dict)
     writes: int = 0
 
@@ -93,11 +94,12 @@ class Forum:
         record = {"community": community, "author": author.did, "title": title, "createdAt": NOW}
         uri, cid = await self._create(self.communities[community], POST, record)
         self.posts[uri] = (cid, community)
+        self.cids[uri] = cid
         return uri
 
     def _ref(self, uri: str) -> dict[str, str]:
-        cid = self.posts[uri][0] if uri in self.posts else self.comments[uri][0]
-        return {"uri": uri, "cid": cid}
+        # From every record ever written: a vote may still point at a since-deleted comment.
+        return {"uri": uri, "cid": self.cids[uri]}
 
     def _root(self, uri: str) -> str:
         while uri in self.comments:
@@ -109,6 +111,7 @@ class Forum:
                   "content": content, "createdAt": NOW}
         uri, cid = await self._create(author, COMMENT, record)
         self.comments[uri] = (cid, parent, author.did)
+        self.cids[uri] = cid
         return uri
 
     async def vote(self, voter: Account, subject: str, direction: str) -> str:

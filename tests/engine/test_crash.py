@@ -30,7 +30,9 @@ async def start_engine(database_url: str, url: str) -> trio.Process:
     env = {**os.environ, "DATABASE_URL": database_url, "JETSTREAM_URL": url, "METRICS_PORT": "0",
            "LOG_LEVEL": "warning", "BATCH_MAX_ROWS": "300", "BATCH_MAX_LATENCY_MS": "20",
            # resume 2 ms (≈ 2000 events here) before the cursor: replays some, loses none
-           "JETSTREAM_REWIND_S": "0.002"}
+           "JETSTREAM_REWIND_S": "0.002",
+           # offline: hostedBy checks would fail and store unverified_host rejects
+           "SKIP_DID_WEB_VERIFICATION": "true"}
     return await trio.lowlevel.open_process([sys.executable, "-m", "engine.cli", "engine"], env=env,
                                             cwd=ROOT, stdout=subprocess.DEVNULL)
 
