@@ -48,6 +48,9 @@ async def _load(url: str, path: Path) -> dict[str, Any]:
     async with open_bridge(), open_writer_database(url) as db:
         await run_ingest(db, ReplaySource(path), settings=SETTINGS, resume=False)
     async with open_bridge(), open_database(url, max_size=1) as db:
+        # Fresh statistics, as autovacuum would gather within a minute of a bulk load: without
+        # them the planner thinks the tables are nearly empty and picks plans that scan.
+        await db.execute("ANALYZE")
         return {
             "community": await db.fetchval(
                 "SELECT did FROM communities ORDER BY post_count DESC LIMIT 1"),
