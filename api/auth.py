@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol
 import jwt
 from cachetools import TTLCache
 
-from .errors import AuthenticationRequired, ExpiredToken, InvalidToken
+from .errors import ExpiredToken, InvalidToken
 from .metrics import AUTH_FAILURES
 from .multikey import MultikeyError, PublicKey, decode_multikey
 
