@@ -319,3 +319,18 @@ async def test_votes_of_a_vote_list_are_counted_once_per_voter(client: Client,
     await seed([f.profile(community, name="c"), frame, *(frame for _uri, frame in cast)])
     post = (await get(client, DISCOVER))[1]["feed"][0]["post"]
     assert post["stats"]["upvotes"] == 3
+
+
+async def test_walk_older_than_the_history_retention_still_pages(
+        client: Client, seed: Seed) -> None:
+    from api.cursors import CursorCodec
+
+    from .conftest import API_ENV
+
+    community, posts = await community_with_posts(seed, 6)
+    _status, first = await get(client, DISCOVER, sort="new", limit=3)
+    codec = CursorCodec(API_ENV["CURSOR_SECRET"])
+    position = codec.decode("feed.discover:new", first["cursor"])
+    stale = codec.encode("feed.discover:new", {**position, "a": 0.0})  # a walk begun in 1970
+    status, second = await get(client, DISCOVER, sort="new", limit=3, cursor=stale)
+    assert status == 200 and sorted(uris(first) + uris(second)) == sorted(posts)
