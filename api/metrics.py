@@ -20,8 +20,9 @@ REQUESTS: Final = Counter(
     "coves_api_requests_total", "HTTP requests answered, by route template, method and status.",
     ["route", "method", "status"])
 REQUEST_SECONDS: Final = Histogram(
-    "coves_api_request_duration_seconds", "Time to answer a request, by route template.",
-    ["route", "method"],
+    "coves_api_request_duration_seconds",
+    "Time to answer a request, by route template, method and status.",
+    ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 AUTH_FAILURES: Final = Counter(
     "coves_api_auth_failures_total", "Service-auth tokens refused, by why.", ["reason"])
@@ -59,8 +60,9 @@ def observe_request(response: Response) -> Response:
         rule = request.url_rule
         route = rule.rule if rule is not None else UNMATCHED
     method = request.method if request.method in _METHODS else "OTHER"
-    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    status = str(response.status_code)
+    REQUESTS.labels(route, method, status).inc()
     started = g.get("started")
     if started is not None:
-        REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - started)
+        REQUEST_SECONDS.labels(route, method, status).observe(time.perf_counter() - started)
     return response

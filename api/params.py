@@ -119,6 +119,8 @@ class Param:
     def _scalar(self, value: str, kind: str) -> Any:
         if len(value.encode()) > MAX_PARAM_BYTES:
             raise InvalidRequest(f"{self.name}: longer than {MAX_PARAM_BYTES} bytes")
+        if "\x00" in value:  # Postgres text cannot hold NUL; no parameter needs one
+            raise InvalidRequest(f"{self.name}: must not contain NUL characters")
         if kind == "integer":
             return self._integer(value)
         if kind == "boolean":

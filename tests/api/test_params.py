@@ -47,6 +47,9 @@ MALFORMED = [
     ("social.coves.aggregator.getAuthorizations", "aggregatorDid=did:plc:abc&enabledOnly=yes"),
     ("social.coves.feed.getDiscover", "cursor=" + "x" * 2000),
     ("social.coves.feed.getDiscover", "cursor=abc.def"),
+    ("social.coves.community.search", "q=a%00b"),
+    ("social.coves.community.post.search", "q=%00"),
+    ("social.coves.community.post.search", "q=x&tags=a%00"),
 ]
 
 

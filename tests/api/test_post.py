@@ -11,7 +11,7 @@ from tests import factories as f
 
 from .conftest import Client, MakeClient, Seed, get_json
 from .keys import KeyResolver
-from .world import new_post, rkey_of, vote_frames
+from .world import ago, new_post, rkey_of, vote_frames
 
 GET = "/xrpc/social.coves.community.post.get"
 SEARCH = "/xrpc/social.coves.community.post.search"
@@ -125,12 +125,13 @@ async def _searchable(seed: Seed) -> dict[str, str]:
     community, other = f.did("c"), f.did("o")
     posts: dict[str, str] = {}
     frames = [f.profile(community, name="c"), f.profile(other, name="o")]
-    for title, content, where, score in [
+    for hours, (title, content, where, score) in enumerate([
             ("Rust borrow checker", "lifetimes explained", community, 5),
             ("Python typing", "the borrow of ideas", community, 1),
             ("Gardening", "tomatoes", community, 9),
-            ("Borrow money", "loans", other, 3)]:
-        uri, frame = new_post(where, title=title, content=content, tags=[title.split()[0].lower()])
+            ("Borrow money", "loans", other, 3)]):
+        uri, frame = new_post(where, title=title, content=content, tags=[title.split()[0].lower()],
+                              createdAt=ago(hours=[2, 5, 1, 9][hours]))
         posts[title] = uri
         frames += [frame, *vote_frames(uri, score)]
     await seed(frames)
@@ -148,6 +149,8 @@ async def test_search_matches_title_and_content_with_sorts(client: Client, seed:
     assert set(await titles(q="borrow")) == {"Rust borrow checker", "Python typing", "Borrow money"}
     assert (await titles(q="borrow", sort="top")) == ["Rust borrow checker", "Borrow money",
                                                       "Python typing"]
+    assert (await titles(q="borrow", sort="new")) == ["Rust borrow checker", "Python typing",
+                                                      "Borrow money"]
     assert (await titles(q="borrow checker")) == ["Rust borrow checker"]
     assert (await titles(q="borrow -money", community=f.did("c"), sort="top")) == [
         "Rust borrow checker", "Python typing"]
