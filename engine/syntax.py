@@ -7,8 +7,9 @@ the atproto specifications (atproto.com/specs/*), kept to the checks an indexer 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 __all__ = [
     "is_at_uri", "is_cid", "is_datetime", "is_did", "is_handle", "is_nsid", "is_rkey", "is_tid",
@@ -35,6 +36,34 @@ _CID_RE: Final = re.compile(r"^(b[a-z2-7]{8,}|Qm[1-9A-HJ-NP-Za-km-z]{44})$")
 _DATETIME_RE: Final = re.compile(
     r"^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{1,20})?"
     r"(Z|[+-][0-2][0-9]:[0-5][0-9])$")
+
+
+# The same DIDs, collections and subject URIs come back event after event; remembering recent
+# answers turns most checks into one dict lookup. Bounded: a full table is simply emptied.
+MEMO_ENTRIES: Final = 65_536
+T = TypeVar("T")
+
+
+def _memo(check: Callable[[str], T], default: T) -> Callable[[object], T]:
+    answers: dict[str, T] = {}
+
+    def memoized(value: object) -> T:
+        if type(value) is not str:
+            return default
+        answer = answers.get(value, _MISSING)
+        if answer is _MISSING:
+            answer = check(value)
+            if len(answers) >= MEMO_ENTRIES:
+                answers.clear()
+            answers[value] = answer
+        return answer  # type: ignore[return-value]
+
+    memoized.__doc__ = check.__doc__
+    memoized.__name__ = check.__name__
+    return memoized
+
+
+_MISSING: Final = object()
 
 
 def is_did(value: object) -> bool:
@@ -127,3 +156,11 @@ def make_tid(time_us: int, clock_id: int = 0) -> str:
         chars.append(_B32_SORTABLE[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+is_did = _memo(is_did, False)  # type: ignore[assignment]
+is_nsid = _memo(is_nsid, False)  # type: ignore[assignment]
+is_rkey = _memo(is_rkey, False)  # type: ignore[assignment]
+is_handle = _memo(is_handle, False)  # type: ignore[assignment]
+split_at_uri = _memo(split_at_uri, None)  # type: ignore[assignment]
+is_at_uri = _memo(is_at_uri, False)  # type: ignore[assignment]

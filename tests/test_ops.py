@@ -72,3 +72,24 @@ def test_dashboard_and_alerts_use_only_registered_metrics() -> None:
     missing = used - registered_metrics() - PENDING
     assert not missing, f"metrics used but not registered: {sorted(missing)}"
     json.loads((OPS / "grafana" / "dashboards" / "coves.json").read_text())
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.fail("hadolint missing: it comes with the test extras (pip install -e '.[test]')")
+    result = subprocess.run([hadolint, "Dockerfile"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_matches_the_readme_and_health_route() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["run"]' in dockerfile and 'ENTRYPOINT ["coves"]' in dockerfile
+    assert "/xrpc/_health" in dockerfile and "USER 10001" in dockerfile
+    assert dockerfile.count("FROM python:3.11.11-slim-bookworm") == 2  # pinned, multi-stage
+
+
+def test_prometheus_config_is_valid() -> None:
+    result = subprocess.run([promtool(), "check", "config", str(OPS / "prometheus" / "prometheus.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
