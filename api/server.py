@@ -17,15 +17,38 @@ from hypercorn.trio import serve
 
 from engine.config import Config
 from engine.db import Database
+from engine.errors import ConfigError
 
 from .app import create_app
 from .auth import DidResolver
 
-__all__ = ["GRACEFUL_TIMEOUT_S", "serve_api"]
+__all__ = ["GRACEFUL_TIMEOUT_S", "check_api_config", "serve_api"]
 
 LOGGER = logging.getLogger(__name__)
 GRACEFUL_TIMEOUT_S: Final = 10.0  # in-flight requests get this long after shutdown begins
 KEEP_ALIVE_S: Final = 75  # longer than common load balancers' idle timeout (60 s)
+
+
+def check_api_config(config: Config) -> None:
+    """Refuse to serve the API in production without its identity and its cursor key.
+
+    Checked when the API starts (`coves run`, `coves api`), not at every command: an engine-only
+    process needs neither.
+
+    Raises:
+        ConfigError: naming each missing variable.
+    """
+    if not config.production:
+        return
+    problems = []
+    if config.instance_did is None:
+        problems.append("INSTANCE_DID is required in production to serve the API: tokens must "
+                        "name this AppView's real DID in `aud`")
+    if config.cursor_secret is None:
+        problems.append("CURSOR_SECRET is required in production to serve the API: cursors must "
+                        "survive restarts and work across API processes")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 def _bind(host: str, port: int) -> str:

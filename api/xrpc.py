@@ -35,7 +35,8 @@ from .metrics import RATE_LIMITED, set_route
 from .params import Format, ParamSpec
 from .ratelimit import Decision, RateLimiter, client_address
 
-__all__ = ["ApiContext", "AuthMode", "Body", "Call", "Queries", "RawJson", "XrpcRouter"]
+__all__ = ["OVERALL_BUCKET", "ApiContext", "AuthMode", "Body", "Call", "Queries", "RawJson",
+           "XrpcRouter", "rate_limit_headers"]
 
 AuthMode = Literal["none", "optional", "required"]
 QUERY_METHODS: Final = ("GET", "HEAD")

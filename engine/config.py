@@ -257,7 +257,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Public domain of this AppView (did:web and !name@domain community names)."),
     Setting("INSTANCE_DID", "instance_did", _did, None, "a DID, e.g. did:web:coves.social",
             "This AppView's DID: the `aud` service-auth tokens must carry. "
-            "Unset: did:web:INSTANCE_DOMAIN.", production="required"),
+            "Unset: did:web:INSTANCE_DOMAIN (production: required to serve the API)."),
     Setting("INSTANCE_PUBLIC_KEY_MULTIBASE", "instance_public_key_multibase", _multibase_key, None,
             "a multikey (z + base58btc)", "Public key published in /.well-known/did.json."),
     Setting("PDS_URL", "pds_url", _url("http", "https"), "http://localhost:3001", "an http(s) URL",
@@ -269,7 +269,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             production="off"),
     Setting("CURSOR_SECRET", "cursor_secret", _secret, None, "at least 16 characters",
             "HMAC key of pagination cursors; every API process must share it. Unset: a random "
-            "key per process (cursors die with it).", secret=True, production="required"),
+            "key per process (cursors die with it; production: required to serve the API).",
+            secret=True),
     Setting("TRUSTED_PROXIES", "trusted_proxies", _cidrs, None, "comma-separated CIDRs",
             "Peers whose X-Forwarded-For / X-Real-IP name the client (rate limits)."),
     Setting("RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", _int_range(1, 1_000_000), "100",

@@ -186,6 +186,9 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
 
     With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
     """
+    if api:
+        from api.server import check_api_config
+        check_api_config(config)
     firehoses = firehose_sources(config)
     if firehoses:
         await _run_source(config, *firehoses, resume=True, metrics=True, identity=True, api=api)
@@ -200,6 +203,8 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
 async def run_api(config: Config, *,
                   task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """`coves api`: the XRPC API alone (reads what another process ingests), until a signal."""
+    from api.server import check_api_config
+    check_api_config(config)
     async with open_bridge(), _open_migrated(config) as url:
         stop = trio.Event()
         with trio.CancelScope() as scope:
