@@ -25,7 +25,7 @@ import jwt
 from cachetools import TTLCache
 
 from .errors import ExpiredToken, InvalidToken
-from .metrics import AUTH_FAILURES
+from .metrics import AUTH_FAILURES, AUTH_VERIFICATIONS
 from .multikey import MultikeyError, PublicKey, decode_multikey
 
 __all__ = ["ACCEPTED_ALGORITHMS", "DidDocumentLike", "DidResolver", "ServiceAuthVerifier",
@@ -72,6 +72,7 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         AUTH_FAILURES.labels("malformed").inc()
+        AUTH_VERIFICATIONS.labels("malformed").inc()
         raise InvalidToken("Authorization must be 'Bearer <service-auth JWT>'")
     return token.strip()
 
@@ -82,6 +83,7 @@ class _BadSignature(Exception):
 
 def _fail(reason: str, message: str, error: type[InvalidToken] = InvalidToken) -> InvalidToken:
     AUTH_FAILURES.labels(reason).inc()
+    AUTH_VERIFICATIONS.labels(reason).inc()
     return error(message)
 
 
@@ -133,6 +135,7 @@ class ServiceAuthVerifier:
         if not isinstance(called, str) or called not in lxm:
             raise _fail("lxm", f"Token is for method {called!r}, not "
                                f"{' or '.join(sorted(lxm))}")
+        AUTH_VERIFICATIONS.labels("ok").inc()
         return did
 
     async def _verified_claims(self, token: str, did: str, alg: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Final
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from quart import Blueprint, Response, g, request
 
-__all__ = ["AUTH_FAILURES", "RATE_LIMITED", "REQUESTS", "REQUEST_SECONDS", "UNHANDLED_ERRORS",
+__all__ = ["AUTH_FAILURES", "AUTH_VERIFICATIONS", "RATE_LIMITED", "REQUESTS", "REQUEST_SECONDS", "UNHANDLED_ERRORS",
            "blueprint", "observe_request", "set_route", "start_request"]
 
 REQUESTS: Final = Counter(
@@ -26,6 +26,9 @@ REQUEST_SECONDS: Final = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 AUTH_FAILURES: Final = Counter(
     "coves_api_auth_failures_total", "Service-auth tokens refused, by why.", ["reason"])
+AUTH_VERIFICATIONS: Final = Counter(
+    "coves_api_auth_verifications_total",
+    "Service-auth token checks by outcome: ok, or the reason it was refused.", ["outcome"])
 RATE_LIMITED: Final = Counter(
     "coves_api_rate_limited_total", "Requests refused with 429, by limit.", ["bucket"])
 UNHANDLED_ERRORS: Final = Counter(

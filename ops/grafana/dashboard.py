@@ -19,20 +19,23 @@ DATASOURCE: Final = {"type": "prometheus", "uid": "${datasource}"}
 ROWS: Final = [
     ("API", [
         ("Requests per second by route", "reqps", [
-            ("{{route}}", "sum by (route) (rate(coves_http_requests_total[$__rate_interval]))")]),
+            ("{{route}}", "sum by (route) (rate(coves_api_requests_total[$__rate_interval]))")]),
         ("Latency by route (p50 / p95 / p99)", "s", [
             ("p50 {{route}}", "histogram_quantile(0.5, sum by (le, route) "
-                              "(rate(coves_http_request_duration_seconds_bucket[$__rate_interval])))"),
+                              "(rate(coves_api_request_duration_seconds_bucket[$__rate_interval])))"),
             ("p95 {{route}}", "histogram_quantile(0.95, sum by (le, route) "
-                              "(rate(coves_http_request_duration_seconds_bucket[$__rate_interval])))"),
+                              "(rate(coves_api_request_duration_seconds_bucket[$__rate_interval])))"),
             ("p99 {{route}}", "histogram_quantile(0.99, sum by (le, route) "
-                              "(rate(coves_http_request_duration_seconds_bucket[$__rate_interval])))")]),
+                              "(rate(coves_api_request_duration_seconds_bucket[$__rate_interval])))")]),
         ("Errors by route and status", "reqps", [
             ("{{route}} {{status}}", 'sum by (route, status) '
-                                     '(rate(coves_http_requests_total{status=~"[45].."}[$__rate_interval]))')]),
+                                     '(rate(coves_api_requests_total{status=~"[45].."}[$__rate_interval]))')]),
+        ("Service-auth checks by outcome", "ops", [
+            ("{{outcome}}", "sum by (outcome) (rate(coves_api_auth_verifications_total[$__rate_interval]))"),
+            ("429 {{bucket}}", "sum by (bucket) (rate(coves_api_rate_limited_total[$__rate_interval]))")]),
         ("5xx share", "percentunit", [
-            ("5xx", 'sum(rate(coves_http_requests_total{status=~"5.."}[$__rate_interval])) / '
-                    'sum(rate(coves_http_requests_total[$__rate_interval]))')]),
+            ("5xx", 'sum(rate(coves_api_requests_total{status=~"5.."}[$__rate_interval])) / '
+                    'sum(rate(coves_api_requests_total[$__rate_interval]))')]),
     ]),
     ("Ingest", [
         ("Lag (now − last committed event)", "s", [

@@ -51,7 +51,9 @@ async def test_valid_tokens_of_both_curves_are_accepted(verifier: ServiceAuthVer
                                                         resolver: KeyResolver, alg: str) -> None:
     did = f.did(f"user{alg}")
     resolver.add(did, alg)
+    before = verifications("ok")
     assert await verifier.verify(resolver.token(did, LXM), {LXM}) == did
+    assert verifications("ok") == before + 1
 
 
 def _hs256_with_public_key(resolver: KeyResolver, did: str) -> str:
@@ -90,8 +92,15 @@ async def test_bad_tokens_are_refused(verifier: ServiceAuthVerifier, resolver: K
                                       case: str) -> None:
     did = f.did("victim")
     token = REFUSALS[case](resolver, did)
+    ok = verifications("ok")
     with pytest.raises(InvalidToken):
         await verifier.verify(token, {LXM})
+    assert verifications("ok") == ok  # counted under its refusal reason instead
+
+
+def verifications(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("coves_api_auth_verifications_total", {"outcome": outcome}) or 0.0
 
 
 @pytest.mark.parametrize("case", ["expired", "not yet valid (nbf)", "issued in the future (iat)"])
