@@ -64,6 +64,8 @@ class Table:
             `identities`, so identity and account events for them are kept.
         repo: the column holding the DID of the repo the record lives in (purged with it).
         merge: hand-written merge SQL replacing the generated one (same output columns).
+        twin_of: the table this one mirrors row for row (post_stats of post_records): a version
+            its twin refused is not merged here either. Handlers emit the twin's row first.
     """
 
     name: str
@@ -75,6 +77,7 @@ class Table:
     actors: tuple[str, ...] = ()
     repo: str | None = None
     merge: str | None = None
+    twin_of: str | None = None
 
     # Tables are module constants and dict keys on the hot path (rows per table in a batch):
     # identity equality hashes in O(1), where field equality would hash every column each time.

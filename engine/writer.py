@@ -121,13 +121,20 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
     """COPY, merge and recount; return the versions the merges refused."""
     touched: dict[Recount, set[str]] = defaultdict(set)
     refused: list[Refused] = []
+    refused_keys: dict[str, set[str]] = {}
     for table, table_rows in rows.items():
+        if table.twin_of in refused_keys:  # never merge a version the twin refused
+            skip, at = refused_keys[table.twin_of], table.staged_names.index(table.key[0])
+            table_rows = [row for row in table_rows if row[at] not in skip]
+            if not table_rows:
+                continue
         await connection.copy_records_to_table(table.stage, records=table_rows,
                                                columns=table.staged_names)
         result = await connection.fetchrow(plan.merge[table])
         if table.immutable and result["refused_keys"]:
             refused += [(table, key, columns) for key, columns
                         in zip(result["refused_keys"], result["refused_columns"])]
+            refused_keys[table.name] = set(result["refused_keys"])
         if not result["changed"]:
             continue
         for recount in plan.by_source[table.name]:
@@ -182,12 +189,16 @@ def _refused_events(entries: list[tuple[Event, list[RowOp]]],
                     refused: list[Refused]) -> list[tuple[Event, RejectedEvent]]:
     """Find the event behind each refused version: the newest one staging that key."""
     found: list[tuple[Event, RejectedEvent]] = []
+    seen: set[int] = set()  # a record and its stats twin refuse the same version: one reject
     for table, key, columns in refused:
         key_at = table.staged_names.index(table.key[0])
         candidates = [event for event, ops in entries
                       if any(op.table is table and op.row[key_at] == key for op in ops)]
         if candidates:
             event = max(candidates, key=lambda e: e.rev)
+            if id(event) in seen:
+                continue
+            seen.add(id(event))
             detail = f"{columns}: cannot change once set (update of {key})"
             found.append((event, RejectedEvent(RejectReason.IMMUTABLE_FIELD, detail)))
     return found

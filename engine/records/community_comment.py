@@ -1,5 +1,6 @@
-"""social.coves.community.comment → comments; keeps posts.comment_count and
-comments.reply_count exact (live direct children), in any arrival order.
+"""social.coves.community.comment → comment_records (content) + comment_stats (counters, thread
+keys); keeps post_stats.comment_count and comment_stats.reply_count exact (live direct
+children), in any arrival order.
 
 Threading refs (`reply.root`, `reply.parent`) never change: an update that changes them is
 refused (`immutable_field`). A delete keeps the row as a placeholder — content cleared, refs
@@ -16,13 +17,13 @@ from ..tables import Column, Recount, RowOp, Table
 from . import fields
 from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
 
-__all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "URI_MARK", "handle"]
+__all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "URI_MARK", "handle"]
 
 COLLECTION: Final = "social.coves.community.comment"
 URI_MARK: Final = f"/{COLLECTION}/"
 
 TABLE: Final = Table(
-    name="comments",
+    name="comment_records",
     key=("uri",),
     columns=(
         Column("uri", "text"),
@@ -42,26 +43,42 @@ TABLE: Final = Table(
         Column("record", "jsonb"),
         Column("created_at", "timestamptz"),
     ),
-    tracked=("parent_uri",),
     actors=("did",),
     repo="did",
 )
-TABLES: Final = (TABLE,)
-_CHILDREN: Final = ("FROM comments AS c WHERE c.parent_uri = k.key AND c.deleted_at IS NULL")
+# The narrow twin holding counters and thread keys (sql/0005), written with the same rev.
+STATS: Final = Table(
+    name="comment_stats",
+    key=("uri",),
+    columns=(
+        Column("uri", "text"),
+        Column("rev", 'text COLLATE "C"'),
+        Column("did", "text"),
+        Column("root_uri", "text", immutable=True),
+        Column("parent_uri", "text", immutable=True),
+        Column("created_at", "timestamptz"),
+    ),
+    tracked=("parent_uri",),
+    repo="did",
+    twin_of="comment_records",
+)
+TABLES: Final = (TABLE, STATS)
+_CHILDREN: Final = "FROM comment_stats AS c WHERE c.parent_uri = k.key AND c.deleted_at IS NULL"
 RECOUNTS: Final = (
-    Recount(target="posts", target_key="uri", columns=("comment_count",), source="comments",
-            source_fk="parent_uri", query=f"SELECT count(*) AS comment_count {_CHILDREN}",
-            key_contains=POST_MARK),
-    Recount(target="comments", target_key="uri", columns=("reply_count",), source="comments",
-            source_fk="parent_uri", query=f"SELECT count(*) AS reply_count {_CHILDREN}",
-            key_contains=URI_MARK),
+    Recount(target="post_stats", target_key="uri", columns=("comment_count",),
+            source="comment_stats", source_fk="parent_uri",
+            query=f"SELECT count(*) AS comment_count {_CHILDREN}", key_contains=POST_MARK),
+    Recount(target="comment_stats", target_key="uri", columns=("reply_count",),
+            source="comment_stats", source_fk="parent_uri",
+            query=f"SELECT count(*) AS reply_count {_CHILDREN}", key_contains=URI_MARK),
 )
 
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
         return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did, rkey=event.rkey,
-                                              rev=event.rev))]
+                                              rev=event.rev)),
+                RowOp(STATS, fields.tombstone(STATS, uri=event.uri, did=event.did, rev=event.rev))]
     record = event.record or {}
     root_uri, root_cid = fields.ref_uri(record, "reply", "root")
     parent_uri, parent_cid = fields.ref_uri(record, "reply", "parent")
@@ -73,6 +90,7 @@ def handle(event: Event) -> list[RowOp]:
         raise fields.invalid("reply.parent.uri", "must be the at:// URI of a post or comment")
     if parent_uri == event.uri:
         raise fields.invalid("reply.parent.uri", "a comment cannot reply to itself")
+    created_at = fields.timestamp(record, "createdAt")
     row = (
         event.uri, event.did, event.rkey, event.rev, event.cid,
         root_uri, root_cid, parent_uri, parent_cid,
@@ -82,7 +100,8 @@ def handle(event: Event) -> list[RowOp]:
         fields.self_labels(record),
         fields.strings(record, "langs"),
         record,
-        fields.timestamp(record, "createdAt"),
+        created_at,
         False,
     )
-    return [RowOp(TABLE, row)]
+    stats = (event.uri, event.rev, event.did, root_uri, parent_uri, created_at, False)
+    return [RowOp(TABLE, row), RowOp(STATS, stats)]

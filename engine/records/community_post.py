@@ -1,4 +1,5 @@
-"""social.coves.community.post → posts; keeps communities.post_count exact.
+"""social.coves.community.post → post_records (content) + post_stats (counters, feed keys);
+keeps communities.post_count exact.
 
 Posts live in the community's repository: `record.community` must be that repo's DID. The
 author must be a DID but need not be known yet (Coves drops such posts; we keep them). Updates
@@ -13,13 +14,13 @@ from ..events import DELETE, Event
 from ..tables import Column, Recount, RowOp, Table
 from . import fields
 
-__all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
+__all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "handle"]
 
 COLLECTION: Final = "social.coves.community.post"
 URI_MARK: Final = f"/{COLLECTION}/"  # how a post URI is told apart from a comment URI
 
 TABLE: Final = Table(
-    name="posts",
+    name="post_records",
     key=("uri",),
     columns=(
         Column("uri", "text"),
@@ -38,15 +39,29 @@ TABLE: Final = Table(
         Column("record", "jsonb"),
         Column("created_at", "timestamptz"),
     ),
-    tracked=("community_did",),
     actors=("community_did", "author_did"),
     repo="community_did",
 )
-TABLES: Final = (TABLE,)
+# The narrow twin the counters and feed keys live in (sql/0005): written with the same rev, so
+# both rows always describe the same version of the post.
+STATS: Final = Table(
+    name="post_stats",
+    key=("uri",),
+    columns=(
+        Column("uri", "text"),
+        Column("rev", 'text COLLATE "C"'),
+        Column("community_did", "text", immutable=True),
+        Column("created_at", "timestamptz"),
+    ),
+    tracked=("community_did",),
+    repo="community_did",
+    twin_of="post_records",
+)
+TABLES: Final = (TABLE, STATS)
 RECOUNTS: Final = (
     Recount(target="communities", target_key="did", columns=("post_count",),
-            source="posts", source_fk="community_did",
-            query="SELECT count(*) AS post_count FROM posts AS p "
+            source="post_stats", source_fk="community_did",
+            query="SELECT count(*) AS post_count FROM post_stats AS p "
                   "WHERE p.community_did = k.key AND p.deleted_at IS NULL"),
 )
 
@@ -54,11 +69,14 @@ RECOUNTS: Final = (
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
         return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, rkey=event.rkey, rev=event.rev,
+                                              community_did=event.did)),
+                RowOp(STATS, fields.tombstone(STATS, uri=event.uri, rev=event.rev,
                                               community_did=event.did))]
     record = event.record or {}
     community = record.get("community")
     if community != event.did:
         raise fields.wrong_repo("community", community, event.did)
+    created_at = fields.timestamp(record, "createdAt")
     row = (
         event.uri, event.rkey, event.rev, event.cid, event.did,
         fields.text(record, "author"),
@@ -70,7 +88,7 @@ def handle(event: Event) -> list[RowOp]:
         fields.strings(record, "langs"),
         fields.strings(record, "tags"),
         record,
-        fields.timestamp(record, "createdAt"),
+        created_at,
         False,
     )
-    return [RowOp(TABLE, row)]
+    return [RowOp(TABLE, row), RowOp(STATS, (event.uri, event.rev, event.did, created_at, False))]

@@ -1,4 +1,5 @@
-"""social.coves.feed.vote → votes; keeps up/down counts, score and hot key of posts and comments.
+"""social.coves.feed.vote → votes; keeps up/down counts, score and hot key of posts and comments
+(in post_stats / comment_stats).
 
 At most one vote per (voter, subject) counts: the voter's newest live vote (by rev), so a
 newer vote replaces an older one even if the client never deleted it. Votes that arrive before
@@ -53,9 +54,9 @@ _HOT_KEY: Final = ("hot_key", "coves_hot_key(c.score::integer, "
                               "LEAST(COALESCE(t.created_at, t.first_seen_at), t.first_seen_at))")
 _COUNTERS: Final = ("upvote_count", "downvote_count", "score")
 RECOUNTS: Final = (
-    Recount(target="posts", target_key="uri", columns=_COUNTERS, source="votes",
+    Recount(target="post_stats", target_key="uri", columns=_COUNTERS, source="votes",
             source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=POST_MARK),
-    Recount(target="comments", target_key="uri", columns=_COUNTERS, source="votes",
+    Recount(target="comment_stats", target_key="uri", columns=_COUNTERS, source="votes",
             source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=COMMENT_MARK),
 )
 

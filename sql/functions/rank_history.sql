@@ -1,5 +1,5 @@
 -- rank_history (sql/0004_api_reads.sql): when a write changes the sort keys of a post or a
--- comment (hot_key, score, created_at), keep the old keys with the changing transaction's id.
+-- comment (in post_stats / comment_stats, sql/0005) (hot_key, score, created_at), keep the old keys with the changing transaction's id.
 --
 -- Row-level, filtered by WHEN (evaluated in C before any function runs), rather than
 -- statement-level with transition tables: transition tables copy every updated row whole —
@@ -35,17 +35,17 @@ END
 $$;
 
 CREATE OR REPLACE TRIGGER posts_rank_history
-    AFTER UPDATE ON posts FOR EACH ROW
+    AFTER UPDATE ON post_stats FOR EACH ROW
     WHEN ((OLD.hot_key, OLD.score, OLD.created_at) IS DISTINCT FROM (NEW.hot_key, NEW.score, NEW.created_at))
     EXECUTE FUNCTION coves_keep_rank_history();
 
 CREATE OR REPLACE TRIGGER comments_rank_history
-    AFTER UPDATE ON comments FOR EACH ROW
+    AFTER UPDATE ON comment_stats FOR EACH ROW
     WHEN ((OLD.hot_key, OLD.score, OLD.created_at) IS DISTINCT FROM (NEW.hot_key, NEW.score, NEW.created_at))
     EXECUTE FUNCTION coves_keep_rank_history();
 
 CREATE OR REPLACE TRIGGER posts_rank_history_prune
-    AFTER UPDATE ON posts FOR EACH STATEMENT EXECUTE FUNCTION coves_prune_rank_history();
+    AFTER UPDATE ON post_stats FOR EACH STATEMENT EXECUTE FUNCTION coves_prune_rank_history();
 
 CREATE OR REPLACE TRIGGER comments_rank_history_prune
-    AFTER UPDATE ON comments FOR EACH STATEMENT EXECUTE FUNCTION coves_prune_rank_history();
+    AFTER UPDATE ON comment_stats FOR EACH STATEMENT EXECUTE FUNCTION coves_prune_rank_history();

@@ -63,7 +63,7 @@ async def test_backup_wipe_restore_gives_back_the_same_rows(writer_db: Database,
     try:
         restored = await run_coves("restore", str(archives[0]), database_url=target, backup_dir=tmp_path)
         assert restored.returncode == 0, restored.stderr
-        assert b"posts 1" in restored.stdout and b"reconcile: no drift" in restored.stdout
+        assert b"post_records 1" in restored.stdout and b"reconcile: no drift" in restored.stdout
         async with open_database(target) as copy:
             assert without_xmin(await snapshot(copy)) == without_xmin(before)
     finally:

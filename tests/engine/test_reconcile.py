@@ -24,13 +24,13 @@ async def test_engine_leaves_no_drift(writer_db: Database) -> None:
 
 async def test_drift_is_reported_and_fixed(writer_db: Database) -> None:
     await seed(writer_db)
-    await writer_db.execute("UPDATE posts SET upvote_count = 7, comment_count = 0")
+    await writer_db.execute("UPDATE post_stats SET upvote_count = 7, comment_count = 0")
     await writer_db.execute("UPDATE communities SET subscriber_count = 3")
     drift = await reconcile(writer_db)
     assert sorted(str(d) for d in drift) == [
         f"communities {C}: subscriber_count 3→1",
-        f"posts {P}: comment_count 0→1",
-        f"posts {P}: upvote_count 7→1",
+        f"post_stats {P}: comment_count 0→1",
+        f"post_stats {P}: upvote_count 7→1",
     ]
     assert len(await reconcile(writer_db, fix=True)) == 3
     assert await reconcile(writer_db) == []

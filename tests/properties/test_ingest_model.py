@@ -22,7 +22,8 @@ async def test_any_delivery_ends_in_the_clean_run_state(
         database_url: str, delivery: tuple[list[Op], list[list[Op]]], batch_size: int) -> None:
     # pytest-trio runs each Hypothesis example in its own trio.run: open the pool per example.
     async with open_bridge(), open_writer_database(database_url) as db:
-        await db.execute("TRUNCATE communities, subscriptions, posts, comments, votes, identities, "
+        await db.execute("TRUNCATE communities, subscriptions, post_records, post_stats, comment_records, "
+                         "comment_stats, votes, identities, "
                          "ingest_cursors, ingest_rejects")
         history, runs = delivery
         for run in runs:  # each run is an engine restart that re-reads from its own start
