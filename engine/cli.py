@@ -14,6 +14,7 @@ from .config import Config, add_setting_flags, load_config
 from .backup import BackupError
 from .errors import ConfigError, DatabaseError, HostError, MigrationError
 from .logs import configure_logging
+from .runtime import tune_gc
 
 __all__ = ["main"]
 
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coves: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format, production=config.production)
+    tune_gc()
     try:
         return _run(args, config)
     except (MigrationError, DatabaseError, BackupError, HostError, ConfigError) as exc:
