@@ -78,6 +78,8 @@ class _Connection:
     sent: int = 0
     last_time_us: int = 0
     abrupt: bool = False  # end by closing TCP, without a close frame
+    started_wall_us: int | None = None  # stamp_time: wall clock of the first send
+    stamped: int = 0  # stamp_time: events stamped so far
 
 
 class JetstreamEmulator:
@@ -91,9 +93,11 @@ class JetstreamEmulator:
         loop: at the end of the buffer, start again from its beginning instead of waiting for
             `publish` (endless replay for benchmarks); a subscriber without cursor then gets the
             whole buffer on every pass.
-        stamp_time: send each (uncompressed) event with `time_us` set to the wall clock at the
-            moment it is sent, as Jetstream stamps live events: the lag benchmark measures
-            commit time against it.
+        stamp_time: send each (uncompressed) event with `time_us` set to the wall-clock time it
+            was due at (`rate` given: the connection's start + k / rate for its k-th event, even
+            when a slow client makes it go later, as Jetstream stamps an event when it arrives,
+            not when the outbox gets to it), else to the time it is sent. The lag benchmark
+            measures commit time against it.
 
     Raises:
         ValueError: an event is not a v1 event (JSON with `did`, `time_us`, commit `collection`).
@@ -326,11 +330,13 @@ class JetstreamEmulator:
             raise trio_websocket.ConnectionClosed(ws.closed)
         parts: list[bytes] = []
         stamp = self._stamp_time
+        if stamp and conn.started_wall_us is None:
+            conn.started_wall_us = time.time_ns() // 1000
         for event in burst:
             if compressor is not None:
                 payload, opcode = event.compressed(compressor), _OP_BINARY
             else:
-                payload = event.stamped(time.time_ns() // 1000) if stamp else event.raw
+                payload = event.stamped(self._due_us(conn)) if stamp else event.raw
                 opcode = _OP_TEXT
             parts.append(_frame_header(opcode, len(payload)))
             parts.append(payload)
@@ -342,6 +348,14 @@ class JetstreamEmulator:
                     trio_websocket.CloseReason(1006, "client went away")) from None
         conn.sent += len(burst)
         self.stats.frames_sent += len(burst)
+
+
+    def _due_us(self, conn: _Connection) -> int:
+        """When the connection's next stamped event was due (see `stamp_time`)."""
+        conn.stamped += 1
+        if self._rate is None or conn.started_wall_us is None:
+            return time.time_ns() // 1000
+        return conn.started_wall_us + int((conn.stamped - 1) * 1_000_000 / self._rate)
 
 
 def _frame_header(opcode: int, length: int) -> bytes:
