@@ -86,7 +86,7 @@ def run(events: int, requests: int) -> tuple[str, list[tuple[str, list[float]]]]
     with tempfile.TemporaryDirectory(prefix="coves-bench-api-") as work:
         path = Path(work) / "events.jsonl"
         write_jsonl(path, generate(events))
-        with open_server(Path(work)) as server:
+        with open_server() as server:
             url = server.fresh("api")
             subjects = trio.run(_load, url, path)
             port = _free_port()

@@ -44,6 +44,7 @@ from engine.errors import RejectedEvent
 from engine.pipeline import IngestSettings, open_writer_database, run_ingest
 from engine.records import DEFAULT_REGISTRY
 from engine.router import Router
+from engine.runtime import tune_gc
 from engine.sources import Source
 from engine.sources.jetstream import MAX_MESSAGE_BYTES, JetstreamSource
 from engine.sources.replay import ReplaySource
@@ -292,11 +293,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mix", default="coves", help="workload mix (bench/workload.py MIXES)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3000 events")
     args = parser.parse_args(argv)
+    tune_gc()  # the engine runs in this process as `coves run` runs it
     events = 3000 if args.quick else args.events
     with tempfile.TemporaryDirectory(prefix="coves-bench-") as work:
         path = Path(work) / "events.jsonl"
         write_jsonl(path, generate(events, mix=args.mix))
-        with open_server(Path(work)) as server:
+        with open_server() as server:
             started = time.perf_counter()
             runs = throughput_runs(server, path, naive_seconds=2 if args.quick else NAIVE_SECONDS,
                                    progress=lambda run: print(run.row(), flush=True))
