@@ -10,7 +10,8 @@ from pathlib import Path
 import trio
 
 from . import service
-from .config import Config, add_setting_flags, load_config
+from .config import (SETTINGS, Config, add_setting_flags, describe_values, load_config, production_problems,
+                     read_config)
 from .backup import BackupError
 from .errors import ConfigError, DatabaseError, HostError, MigrationError
 from .logs import configure_logging
@@ -133,16 +134,44 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         report = trio.run(service.run_restore, config, args.file)
         print(report)
         return 0 if report.ok else 1
-    elif args.command == "check-config":
-        width = max(len(name) for name, _ in config.describe())
-        for name, value in config.describe():
-            print(f"{name:<{width}}  {value}")
     return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """`coves check-config`: every setting (secrets masked), then every problem found.
+
+    Exit status 0 when the configuration can start in its mode, 2 otherwise. In development it
+    also lists what production would refuse, as notes.
+    """
+    values, problems = read_config(args)
+    pairs = describe_values(values)
+    width = max(len(name) for name, _ in pairs)
+    for name, value in pairs:
+        print(f"{name:<{width}}  {value}")
+    if len(values) == len(SETTINGS):  # every setting parsed: the API's own checks can run
+        from api.server import check_api_config
+        try:
+            check_api_config(Config(**values))
+        except ConfigError as exc:
+            problems += [f"{line.strip()} (when serving the API)"
+                         for line in str(exc).splitlines()[1:]]
+    notes = [] if values.get("env") == "production" else production_problems(values)
+    print()
+    print("problems:" if problems else "problems: none")
+    for problem in problems:
+        print(f"  - {problem}")
+    if notes:
+        print("production would refuse:")
+        for note in notes:
+            print(f"  - {note}")
+    return 2 if problems else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `coves` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args)
     try:
         config = load_config(args)
     except ConfigError as exc:
