@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
                     "event sent back are read again by the next run.")
     backfill.add_argument("targets", nargs="*", metavar="DID_OR_HANDLE",
                           help="read only these repos (again, even if done before)")
+    refresh = commands.add_parser(
+        "refresh-identities", parents=[common], help="re-resolve handles (and re-check hosts) now",
+        description="Mark DIDs due for handle resolution now (and, with --communities, their "
+                    "hostedBy check); the running engine's resolver picks them up within seconds. "
+                    "Use after a handle change that no identity event announced, or after "
+                    "fixing a community's did.json.")
+    refresh.add_argument("dids", nargs="*", help="DIDs to refresh")
+    refresh.add_argument("--all", action="store_true", help="every DID we know")
+    refresh.add_argument("--communities", action="store_true",
+                         help="also re-run the hostedBy check of these communities")
     commands.add_parser(
         "backup", parents=[common], help="write a pg_dump archive; prune old ones",
         description="Write BACKUP_DIR/coves-<UTC time>.dump (pg_dump custom format) and delete "
@@ -128,6 +138,13 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         print(("\ninterrupted: run again to resume; " if progress.interrupted else "\nbackfill: ")
               + progress.line())
         return 1 if progress.repos_failed else 0
+    elif args.command == "refresh-identities":
+        if not args.dids and not args.all:
+            print("coves refresh-identities: name DIDs or pass --all", file=sys.stderr)
+            return 2
+        touched = trio.run(lambda: service.run_refresh_identities(
+            config, args.dids, everyone=args.all, communities=args.communities))
+        print(f"{touched} row(s) due now; the engine's resolver will pick them up")
     elif args.command == "backup":
         print(f"backup written: {trio.run(service.run_backup, config)}")
     elif args.command == "restore":

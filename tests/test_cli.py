@@ -122,3 +122,17 @@ async def test_check_config_in_development_notes_what_production_would_refuse() 
     out = result.stdout.decode()
     assert result.returncode == 0 and "problems: none" in out
     assert "production would refuse:" in out and "SKIP_DID_WEB_VERIFICATION must be off" in out
+
+
+async def test_refresh_identities_makes_dids_due(db: Database, writer_db: Database,
+                                                 database_url: str) -> None:
+    from tests.helpers import ingest
+    await ingest(writer_db, [f.profile(f.did("c"))])
+    await db.execute("UPDATE identities SET resolve_after = NULL")
+    await db.execute("UPDATE communities SET host_checked_for = 'x'")
+    result = await trio.run_process([*COVES, "refresh-identities", f.did("c"), "--communities"],
+                                    capture_stdout=True, env=env(DATABASE_URL=database_url), cwd=ROOT)
+    assert b"2 row(s) due now" in result.stdout
+    assert await db.fetchval("SELECT resolve_after IS NOT NULL FROM identities WHERE did = $1", f.did("c"))
+    assert await db.fetchval("SELECT host_checked_for IS NULL FROM communities")
+    assert await db.fetchval("SELECT count(*) FROM identities WHERE resolve_after IS NOT NULL") == 1
