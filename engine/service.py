@@ -47,7 +47,8 @@ from .sources.replay import ReplaySource
 from .sync_client import HTTP_TIMEOUT, SyncClient
 
 __all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_api", "run_backfill",
-           "run_backup", "run_engine", "run_reconcile", "run_redrive", "run_restore"]
+           "run_backup", "run_engine", "run_reconcile", "run_redrive", "run_refresh_identities",
+           "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
