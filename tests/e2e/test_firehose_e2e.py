@@ -51,6 +51,10 @@ class Commits:
         self._changed.set()
         self._changed = trio.Event()
 
+    async def changed(self) -> None:
+        """Wait for the next committed batch."""
+        await self._changed.wait()
+
     async def wait_for(self, condition: Callable[[], bool]) -> None:
         while not condition():
             await self._changed.wait()
