@@ -60,18 +60,27 @@ async def create_community(call: Call) -> Body:
     creators = writes.config.community_creators
     if creators is not None and caller not in creators:
         raise Forbidden("Only COMMUNITY_CREATORS may create communities here", error="NotAuthorized")
-    body = call.input
-    name = _check_name(body["name"])
-    async with _locks.setdefault(name, trio.Lock()):
-        community = await _reserve(writes, name, caller)
-        session = await _account(writes, community)
-        record = _profile(writes, community, caller, body)
-        try:
-            out = await writes.pds.put_record(community.pds_url, session.access_jwt, session.did,
-                                              PROFILE, PROFILE_RKEY, record)
-        except PdsError as exc:
-            raise pds_error(exc) from exc
-        await writes.store.mark_ready(name)
+    name = _check_name(call.input["name"])
+    lock = _locks.setdefault(name, trio.Lock())
+    try:
+        async with lock:
+            return await _create(writes, name, caller, call.input)
+    finally:
+        if not lock.locked() and not lock.statistics().tasks_waiting:
+            _locks.pop(name, None)  # keep only names being created right now
+
+
+async def _create(writes: Writes, name: str, caller: str, body: dict[str, Any]) -> Body:
+    """Steps 2-4 of the module docstring, under the name's lock (this process)."""
+    community = await _reserve(writes, name, caller)
+    session = await _account(writes, community)
+    record = _profile(writes, community, caller, body)
+    try:
+        out = await writes.pds.put_record(community.pds_url, session.access_jwt, session.did,
+                                          PROFILE, PROFILE_RKEY, record)
+    except PdsError as exc:
+        raise pds_error(exc) from exc
+    await writes.store.mark_ready(name)
     await apply_commit(writes.writer, did=session.did, collection=PROFILE, rkey=PROFILE_RKEY,
                        rev=out["commit"]["rev"], operation="create", record=record, cid=out["cid"])
     return {"uri": out["uri"], "cid": out["cid"], "did": session.did, "handle": community.handle}

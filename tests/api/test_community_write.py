@@ -116,3 +116,27 @@ async def test_only_the_creator_updates_and_the_change_reads_back(world: WriteWo
     assert status == 200 and updated["cid"] != out["cid"]
     _, view = await get_json(world.client, "/xrpc/social.coves.community.get", community=out["did"])
     assert view["description"] == "new words"
+
+
+async def test_a_create_cut_short_after_the_account_is_finished_by_a_retry(
+        world: WriteWorld, db: Database) -> None:
+    from api.pds_client import PdsUnreachable
+
+    creator, name = f.did("creator"), fresh_name()
+    pds = world.writes.pds
+    put = pds.put_record
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise PdsUnreachable("com.atproto.repo.putRecord", "PDS did not answer in time",
+                             maybe_done=False)
+
+    pds.put_record = lost  # type: ignore[method-assign]
+    status, out = await create(world, creator, name)
+    assert (status, out["error"]) == (503, "PdsUnavailable")
+    row = await db.fetchrow("SELECT did, state FROM community_credentials WHERE name = $1", name)
+    assert row["state"] == "provisioning" and row["did"] is not None  # the account exists
+    pds.put_record = put  # type: ignore[method-assign]
+    status, out = await create(world, f.did("someone-else"), name)
+    assert (status, out["error"]) == (409, "NameTaken")  # only its creator may finish it
+    status, out = await create(world, creator, name)
+    assert status == 200 and out["did"] == row["did"]
