@@ -122,7 +122,8 @@ def _signing_key(did: str, methods: list[Any]) -> str | None:
     key = entry.get("publicKeyMultibase") if entry else None
     if not (isinstance(key, str) and key):
         return None
-    codec = _LEGACY_KEY_TYPES.get(entry.get("type")) if entry else None
+    kind = entry.get("type") if entry else None
+    codec = _LEGACY_KEY_TYPES.get(kind) if isinstance(kind, str) else None
     return key if codec is None else _multikey_of_legacy(key, codec)
 
 
