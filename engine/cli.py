@@ -148,9 +148,9 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     elif args.command == "backup":
         print(f"backup written: {trio.run(service.run_backup, config)}")
     elif args.command == "restore":
-        report = trio.run(service.run_restore, config, args.file)
-        print(report)
-        return 0 if report.ok else 1
+        restored = trio.run(service.run_restore, config, args.file)
+        print(restored)
+        return 0 if restored.ok else 1
     return 0
 
 

@@ -188,20 +188,22 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
     """`coves engine` (`api=False`) / `coves run`: Jetstream → Postgres, with metrics, until a
     signal; `coves run` also serves the XRPC API.
 
-    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
+    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream. Metrics: `coves
+    engine` serves them on METRICS_PORT; `coves run` on the API's /metrics only (one registry,
+    one place to scrape).
     """
     if api:
         from api.server import check_api_config
         check_api_config(config)
     firehoses = firehose_sources(config)
     if firehoses:
-        await _run_source(config, *firehoses, resume=True, metrics=True, identity=True, api=api)
+        await _run_source(config, *firehoses, resume=True, metrics=not api, identity=True, api=api)
         return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True, identity=True, api=api)
+    await _run_source(config, source, resume=True, metrics=not api, identity=True, api=api)
 
 
 async def run_api(config: Config, *,

@@ -72,7 +72,7 @@ async def test_replay_applies_coves_records_and_stores_rejects(db: Database, dat
 
 
 async def test_bad_setting_exits_2_naming_the_variable() -> None:
-    result = await trio.run_process([*COVES, "check-config"], capture_stderr=True, check=False,
+    result = await trio.run_process([*COVES, "engine"], capture_stderr=True, check=False,
                                     env=env(BATCH_MAX_LATENCY_MS="soon"), cwd=ROOT)
     assert result.returncode == 2
     assert b"BATCH_MAX_LATENCY_MS" in result.stderr and b"milliseconds, 1..60000" in result.stderr
