@@ -26,6 +26,8 @@ from typing import Any, Final
 
 import trio
 
+from engine.lexicon import LexiconViolation, load_default
+
 from .credentials import Community
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .optimistic import apply_commit
@@ -38,6 +40,7 @@ __all__ = ["PROFILE", "procedures"]
 procedures = Queries()
 PROFILE: Final = "social.coves.community.profile"
 PROFILE_RKEY: Final = "self"
+CONTENT_RULES: Final = "social.coves.community.contentRules"
 _NAME: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$")
 _PROFILE_FIELDS: Final = ("displayName", "description", "visibility", "contentRules", "avatar",
                           "banner", "moderationType")
@@ -129,6 +132,15 @@ async def _account(writes: Writes, community: Community) -> Session:
     return session
 
 
+def _check_rules(body: dict[str, Any]) -> None:
+    """`contentRules` is our addition to Coves' input (lexicons/…/contentRules.json)."""
+    if "contentRules" in body:
+        try:
+            load_default().validate_value(CONTENT_RULES, body["contentRules"], "contentRules")
+        except LexiconViolation as exc:
+            raise InvalidRequest(f"Invalid input: {exc}") from None
+
+
 def _profile(writes: Writes, community: Community, caller: str, body: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {
         "$type": PROFILE, "name": community.name, "handle": community.handle,
@@ -138,6 +150,7 @@ def _profile(writes: Writes, community: Community, caller: str, body: dict[str, 
     for field in _PROFILE_FIELDS:
         if body.get(field) is not None and field not in record:
             record[field] = body[field]
+    _check_rules(body)
     validate_record(record)
     return record
 
@@ -160,6 +173,7 @@ async def update_community(call: Call) -> Body:
         for field in _PROFILE_FIELDS:
             if field in body:
                 record[field] = body[field]
+        _check_rules(body)
         validate_record(record)
         out = await writes.pds.put_record(community.pds_url, token, community.did, PROFILE,
                                           PROFILE_RKEY, record, swap_record=current["cid"])

@@ -140,3 +140,8 @@ async def test_a_create_cut_short_after_the_account_is_finished_by_a_retry(
     assert (status, out["error"]) == (409, "NameTaken")  # only its creator may finish it
     status, out = await create(world, creator, name)
     assert status == 200 and out["did"] == row["did"]
+
+
+async def test_content_rules_are_checked_on_create(world: WriteWorld) -> None:
+    status, out = await create(world, f.did("creator"), contentRules={"allowedEmbedTypes": "images"})
+    assert (status, out["error"]) == (400, "InvalidRequest") and "contentRules" in out["message"]
