@@ -58,8 +58,9 @@ def _record_ref(uri: str) -> tuple[str, str]:
     return parts[0], parts[2]
 
 
-async def _rules(call: Call, writes: Writes, community: str) -> Any:
-    """The community's content rules; enforces the aggregator rules on the way."""
+async def _rules(call: Call, writes: Writes, community: str, *, new_post: bool) -> Any:
+    """The community's content rules; enforces the aggregator rules on the way (an edit needs
+    the authorization too, but only a new post counts against the hourly budget)."""
     caller = call.viewer
     row = await call.db.fetchrow(_POST_CONTEXT, community, caller)
     assert row is not None
@@ -68,7 +69,7 @@ async def _rules(call: Call, writes: Writes, community: str) -> Any:
             raise Forbidden("This aggregator has no enabled authorization for the community",
                             error="NotAuthorized")
         trusted = writes.config.trusted_aggregators or frozenset()
-        if caller not in trusted:
+        if new_post and caller not in trusted:
             limit = writes.config.aggregator_posts_per_hour
             decision = writes.budgets.hit(AGGREGATOR_BUCKET, f"{caller} {community}", limit,
                                           window_s=AGGREGATOR_WINDOW_S)
@@ -89,7 +90,7 @@ async def create_post(call: Call) -> Body:
                               "createdAt": now_iso()}
     record.update({k: body[k] for k in _EDITABLE if body.get(k) is not None})
     validate_record(record)
-    check_post(record, await _rules(call, writes, community.did))
+    check_post(record, await _rules(call, writes, community.did, new_post=True))
     try:
         token = await writes.tokens.access_token(community)
         out = await writes.pds.create_record(community.pds_url, token, community.did, POST, record)
@@ -134,7 +135,7 @@ async def update_post(call: Call) -> Body:
     assert community.did is not None
     record = {**record, **{k: body[k] for k in _EDITABLE if k in body}}
     validate_record(record)
-    check_post(record, await _rules(call, writes, community.did))
+    check_post(record, await _rules(call, writes, community.did, new_post=False))
     try:
         token = await writes.tokens.access_token(community)
         out = await writes.pds.put_record(community.pds_url, token, community.did, POST, rkey,
