@@ -6,8 +6,9 @@ and loses nothing); malformed records land in the rejects."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,17 +16,17 @@ import trio
 from prometheus_client import REGISTRY
 
 from api.pds_client import BREAKER_COOLDOWN_S
-from engine.db import Database
+from engine.db import Database, open_bridge, open_database
 from engine.errors import DatabaseError
+from engine.migrate import apply_migrations
 from engine.reconcile import reconcile
 from tests.api.conftest import FakeClock
-from tests.conftest import EmbeddedPostgres
+from tests.conftest import EmbeddedPostgres, with_database
 from tests.pds.harness import PdsNetwork
 
 from .appview import AppView, open_appview
 from .forum import COMMENT, NOW, POST, SUBSCRIPTION, Forum, observed, write_activity
 from .proxy import TcpProxy
-from .test_firehose_e2e import firehose_url
 
 
 @asynccontextmanager
@@ -94,32 +95,45 @@ async def test_pds_outage_during_post_creation(pds_network_factory: Callable[...
         assert [item["post"]["title"] for item in feed["feed"]] == ["back"]
 
 
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A server of this test's own: it gets restarted, which must not disturb other tests."""
+    server = EmbeddedPostgres(tmp_path)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 async def test_postgres_restart_mid_stream(pds_network_factory: Callable[..., PdsNetwork],
-                                           db: Database, database_url: str,
-                                           pg_server: EmbeddedPostgres | None) -> None:
-    if pg_server is None:
-        pytest.skip("restarts the embedded Postgres; DATABASE_URL points at another server")
+                                           private_postgres: EmbeddedPostgres) -> None:
     network = pds_network_factory(1)
-    async with open_appview(network, database_url, db=db) as app:
-        forum = Forum(app.pds[0])
-        await forum.add_users(4)
-        await forum.add_community("before")
-        for user in forum.users:
-            await forum.subscribe(user, next(iter(forum.communities)))
-        await write_activity(forum, random.Random(1), posts=4, comments=10, votes=15)
-        await index_matches(app, db, forum)
-        await trio.to_thread.run_sync(pg_server.stop)
-        try:
-            with trio.fail_after(15):
-                status, body = await app.get("social.coves.community.list")
-            assert (status, body["error"]) == (503, "ServiceUnavailable")
-            await forum.add_community("during")  # the PDS and its firehose go on
-            await write_activity(forum, random.Random(2), posts=4, comments=10, votes=15, churn=6)
-        finally:
-            await trio.to_thread.run_sync(pg_server.start)
-        await index_matches(app, db, forum)
-    assert await reconcile(db) == []
-    assert await db.fetch("SELECT reason FROM ingest_rejects WHERE did = ANY($1)", forum.dids) == []
+    url = with_database(private_postgres.url, "postgres")
+    async with open_bridge():
+        async with open_database(url, max_size=1) as admin:
+            await apply_migrations(admin)
+        async with open_database(url) as db, open_appview(network, url, db=db) as app:
+            forum = Forum(app.pds[0])
+            await forum.add_users(4)
+            await forum.add_community("before")
+            for user in forum.users:
+                await forum.subscribe(user, next(iter(forum.communities)))
+            await write_activity(forum, random.Random(1), posts=4, comments=10, votes=15)
+            await index_matches(app, db, forum)
+            await trio.to_thread.run_sync(private_postgres.stop)
+            try:
+                with trio.fail_after(15):
+                    status, body = await app.get("social.coves.community.list")
+                assert (status, body["error"]) == (503, "ServiceUnavailable")
+                await forum.add_community("during")  # the PDS and its firehose go on
+                await write_activity(forum, random.Random(2), posts=4, comments=10, votes=15,
+                                     churn=6)
+            finally:
+                await trio.to_thread.run_sync(private_postgres.start)
+            await index_matches(app, db, forum)
+            assert await reconcile(db) == []
+            assert await db.fetch("SELECT reason FROM ingest_rejects WHERE did = ANY($1)",
+                                  forum.dids) == []
 
 
 async def test_firehose_cut_resumes_from_the_cursor(pds_network_factory: Callable[..., PdsNetwork],
