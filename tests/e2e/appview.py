@@ -117,10 +117,13 @@ class AppView:
                          what: str = "condition") -> None:
         """Wait until `check()` holds, re-checking after each committed batch (and at least
         every 0.5 s, for conditions that do not come from the engine)."""
-        with trio.fail_after(timeout_s):
-            while not await check():
-                with trio.move_on_after(0.5):
-                    await self.commits.changed()
+        try:
+            with trio.fail_after(timeout_s):
+                while not await check():
+                    with trio.move_on_after(0.5):
+                        await self.commits.changed()
+        except trio.TooSlowError:
+            raise AssertionError(f"{what} did not hold within {timeout_s} s") from None
 
 
 async def _ingest(url: str, firehose: str, commits: Commits) -> None:
