@@ -42,8 +42,8 @@ __all__ = ["ApiLoad", "Step", "run_api_load"]
 
 THINK_S: Final = (0.5, 2.0)
 STEP_S: Final = 6.0  # seconds per saturation step
-FIRST_RATE: Final = 100.0
-RATE_FACTOR: Final = 1.4
+FIRST_RATE: Final = 25.0  # low enough that a Postgres-bound endpoint passes a step or two
+RATE_FACTOR: Final = 1.5
 P95_LIMIT_S: Final = 0.100
 START_TIMEOUT_S: Final = 60.0
 # The interactive mix: (share, endpoint). Feed reads are half of it.

@@ -15,7 +15,7 @@ from bench._report import BEGIN, END, replace_section
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("### Throughput, core mix", "### Throughput, coves mix", "### Lag, coves mix",
-            "### Lag, core mix", "### Overload, coves mix", "### API load", "### Targets")
+            "### Overload, coves mix", "### API load", "### Targets")
 PLOTS = ("throughput.png", "lag_percentiles.png", "lag_over_time.png", "overload_rss.png",
          "api_saturation.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
