@@ -75,14 +75,7 @@ class BenchServer:
         """A new migrated database named after `name`; return its URL."""
         self._count += 1
         database = f"bench_{name}_{self._count}".replace("@", "_").replace(".", "_").replace("-", "_")
-
-        async def create() -> None:
-            async with open_bridge(), open_database(self.admin_url, max_size=1) as admin:
-                await admin.execute(f"DROP DATABASE IF EXISTS {database}")
-                await admin.execute(f"CREATE DATABASE {database} TEMPLATE {TEMPLATE}")
-
-        trio.run(create)
-        return with_database(self.admin_url, database)
+        return self.named(database, fresh=True)
 
     def exists(self, database: str) -> bool:
         async def check() -> bool:
