@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import resource
 import sys
 import time
 from typing import Any, Final
@@ -27,7 +26,7 @@ from engine.pipeline import IngestSettings, open_writer_database, run_ingest
 from engine.runtime import tune_gc
 from engine.sources.jetstream import JetstreamSource
 
-from ._measure import rss_mib
+from ._measure import peak_rss_mib, rss_mib
 
 __all__ = ["main"]
 
@@ -107,7 +106,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         nursery.cancel_scope.cancel()
     return {"committed": recorder.committed, "seconds": seconds, "gave_up": gave_up,
             "cpu_s": time.process_time() - cpu_before,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),  # VmHWM: ru_maxrss would carry the parent's over exec
             "rss": rss, **recorder.summary()}
 
 
