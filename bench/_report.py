@@ -132,7 +132,9 @@ def _api(api: ApiLoad) -> list[str]:
         postgres = best.postgres_s / max(best.answered, 1) * MS
         lines.append(f"| {label} | {rate:,.0f} | {rate / hello if hello else float('nan'):.2f} | "
                      f"{server:.2f} | {'–' if math.isnan(postgres) else f'{postgres:.2f}'} |")
-    if api.profile:
+    if not api.profile:
+        lines += ["", "(No profile of the API in this run: quick mode, or py-spy missing — `pip install -e '.[bench]'`.)"]
+    else:
         lines += ["", "Where a feed request's time goes in the API process at saturation "
                   "(py-spy, inclusive share of samples):", "", "```"]
         lines += [f"{share * 100:5.1f} %  {name}" for share, name in api.profile]

@@ -265,9 +265,13 @@ def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int |
 
 def profile_server(server: _Server, requests: list[tuple[str, str]], rate: float,
                    seconds: float) -> list[tuple[float, str]]:
-    """py-spy the server under a steady `rate`; return its busiest functions (own time)."""
+    """py-spy the server under a steady `rate`; return its busiest functions (inclusive), or
+    nothing when py-spy is not installed (the `bench` extra)."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        return []
     out = Path(f"/tmp/coves-bench-api-profile-{os.getpid()}.txt")
-    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.process.pid), "-r", "200",
+    spy = subprocess.Popen([str(py_spy), "record", "--pid", str(server.process.pid), "-r", "200",
                             "-f", "raw", "-o", str(out), "-d", str(int(seconds))],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     load(server, requests, None, mode="rate", rate=rate, seconds=seconds)
