@@ -72,7 +72,7 @@ def _commit(data: dict[str, Any], did: str, time_us: int, cursor: int, frame: by
     collection = commit.get("collection")
     rkey = commit.get("rkey")
     rev = commit.get("rev")
-    if operation not in _OPERATIONS:
+    if type(operation) is not str or operation not in _OPERATIONS:  # a dict or list is unhashable
         raise _reject_shape(f"commit.operation {str(operation)[:40]!r} is not create|update|delete")
     if not syntax.is_nsid(collection):
         raise _reject_shape("commit.collection is missing or not an NSID")

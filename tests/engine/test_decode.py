@@ -58,6 +58,9 @@ def envelope(**changes: object) -> bytes:
     (envelope(kind="sync"), RejectReason.INVALID_SHAPE, "unknown kind 'sync'"),
     (envelope(commit=None), RejectReason.INVALID_SHAPE, "commit is missing or not an object"),
     (envelope(commit_operation="upsert"), RejectReason.INVALID_SHAPE, None),
+    # unhashable values once escaped decode as TypeError and stopped the whole source
+    (envelope(commit_operation={"op": "create"}), RejectReason.INVALID_SHAPE, None),
+    (envelope(commit_operation=["create"]), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_collection="not an nsid"), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_rkey="../x"), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_rev="notatid"), RejectReason.INVALID_SHAPE, "commit.rev is missing or not a TID"),
