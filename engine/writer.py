@@ -10,6 +10,8 @@ Error handling:
     writer raises BreakerOpen and the supervisor pauses intake (see pipeline.py).
   * Any other DatabaseError means Postgres refused some row: the batch is written again event by
     event, each in a savepoint, and the events Postgres refuses become rejects (database_error).
+    So does a value the driver cannot even encode (UNENCODABLE: a jsonb deeper than orjson
+    writes, an integer beyond 64 bits): one such event must not stop the whole stream.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ __all__ = ["WritePlan", "Writer", "load_cursor"]
 
 LOGGER = logging.getLogger(__name__)
 
+# Raised by asyncpg's encoders on the client side for a value that cannot be sent (orjson refuses
+# jsonb nested deeper than 254 levels although it parses up to 1024; int8 refuses ints beyond 64
+# bits). They are the event's fault, like a Postgres refusal, and handled the same way.
+UNENCODABLE: Final = (TypeError, OverflowError, ValueError)
 # Between attempts at a failing batch: 0.1 s doubling to 5 s (the breaker opens long before).
 RETRY_BASE_S: Final = 0.1
 RETRY_CAP_S: Final = 5.0
@@ -232,11 +238,11 @@ async def _write_each(connection: asyncpg.Connection, plan: WritePlan,
             try:
                 async with connection.transaction():
                     refused = await _apply_rows(connection, plan, rows)
-            except asyncpg.PostgresError as exc:
+            except (asyncpg.PostgresError, *UNENCODABLE) as exc:
                 sqlstate = getattr(exc, "sqlstate", "") or ""
                 if sqlstate.startswith("08") or sqlstate.startswith("57P"):
                     raise
-                detail = f"{sqlstate} {type(exc).__name__}: {exc}"
+                detail = f"{sqlstate} {type(exc).__name__}: {exc}".strip()
                 late.append((event, RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
             else:
                 late += _refused_events([(event, ops)], refused)
@@ -302,7 +308,7 @@ class Writer:
                 metrics.BATCH_RETRIES.labels(self._label).inc()
                 attempt += 1
                 await trio.sleep(delay)
-            except DatabaseError as exc:
+            except (DatabaseError, *UNENCODABLE) as exc:
                 if one_by_one or not batch.events:
                     raise  # not an event's fault (a bug or a broken schema): stop loudly
                 metrics.DB_ERRORS.labels(self._label, "refused").inc()
