@@ -168,13 +168,16 @@ async def _purge(connection: asyncpg.Connection, plan: WritePlan, repos: list[st
 
 async def _finish(connection: asyncpg.Connection, batch: Batch,
                   rejects: list[tuple[Any, ...]]) -> None:
+    # Redrive: drop the rejects this batch re-applied first, then store what was refused now. An
+    # event Postgres refuses again gets the same fingerprint; the other order bumped its old row
+    # and then deleted it, dropping the event.
+    if batch.resolved_rejects:
+        await connection.execute("DELETE FROM ingest_rejects WHERE id = ANY($1::bigint[])",
+                                 batch.resolved_rejects)
     if rejects:
         await connection.copy_records_to_table("stage_ingest_rejects", records=_collapse(rejects),
                                                columns=_REJECT_COLUMNS)
         await connection.execute(_MERGE_REJECTS)
-    if batch.resolved_rejects:
-        await connection.execute("DELETE FROM ingest_rejects WHERE id = ANY($1::bigint[])",
-                                 batch.resolved_rejects)
     if batch.cursor is not None:
         await connection.execute(_UPSERT_CURSOR, batch.source, batch.cursor, batch.last_time_us)
 
@@ -287,8 +290,12 @@ class Writer:
                 metrics.QUEUE_DEPTH.labels(self._label).set(receive.statistics().current_buffer_used)
                 await self.write(batch)
 
-    async def write(self, batch: Batch) -> None:
-        """Commit one batch, retrying transient failures (see the module docstring)."""
+    async def write(self, batch: Batch) -> int:
+        """Commit one batch, retrying transient failures (see the module docstring).
+
+        Returns:
+            How many of its events were refused while merging (stored as rejects).
+        """
         attempt = 0
         one_by_one = False
         while True:
@@ -317,6 +324,7 @@ class Writer:
                 one_by_one = True
         self._breaker.record_success()
         self._committed(batch, late, time.perf_counter() - started)
+        return len(late)
 
     def _committed(self, batch: Batch, late: list[tuple[Event, RejectedEvent]],
                    seconds: float) -> None:
