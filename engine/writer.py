@@ -8,8 +8,10 @@ Error handling:
   * DatabaseUnavailable (connection lost, server restarting): the same batch is retried with
     backoff; it is never dropped. After `Breaker.failure_threshold` consecutive failures the
     writer raises BreakerOpen and the supervisor pauses intake (see pipeline.py).
-  * Any other DatabaseError means Postgres refused some row: the batch is written again event by
-    event, each in a savepoint, and the events Postgres refuses become rejects (database_error).
+  * Any other DatabaseError means Postgres refused some row: the batch is written again in
+    halves, each in a savepoint, a refused half split again until each refused event stands
+    alone and becomes a reject (database_error) — O(k log n) sub-writes for k refused events,
+    so one bad event cannot make its whole batch crawl.
     So does a value the driver cannot even encode (UNENCODABLE: a jsonb deeper than orjson
     writes, an integer beyond 64 bits): one such event must not stop the whole stream.
 """
@@ -228,29 +230,47 @@ async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
     return late
 
 
-async def _write_each(connection: asyncpg.Connection, plan: WritePlan,
-                      batch: Batch) -> list[tuple[Event, RejectedEvent]]:
-    """Write a batch event by event, each in a savepoint; events Postgres refuses become rejects."""
+Entries = list[tuple[Event, list[RowOp]]]
+
+
+async def _write_split(connection: asyncpg.Connection, plan: WritePlan,
+                       batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+    """Write a batch Postgres refused: halves in savepoints, splitting again where refused, so
+    k refused events cost O(k log n) sub-writes; each refused event alone becomes a reject."""
     late: list[tuple[Event, RejectedEvent]] = []
     async with connection.transaction():
         await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
-        for event, ops in batch.events:
-            rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
-            for table, row in ops:
-                rows[table].append(row)
-            try:
-                async with connection.transaction():
-                    refused = await _apply_rows(connection, plan, rows)
-            except (asyncpg.PostgresError, *UNENCODABLE) as exc:
-                sqlstate = getattr(exc, "sqlstate", "") or ""
-                if sqlstate.startswith("08") or sqlstate.startswith("57P"):
-                    raise
-                detail = f"{sqlstate} {type(exc).__name__}: {exc}".strip()
-                late.append((event, RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
-            else:
-                late += _refused_events([(event, ops)], refused)
+        middle = len(batch.events) // 2
+        for half in (batch.events[:middle], batch.events[middle:]):
+            await _write_part(connection, plan, half, late)
         await _finish(connection, batch, _reject_rows(batch, late))
     return late
+
+
+async def _write_part(connection: asyncpg.Connection, plan: WritePlan, entries: Entries,
+                      late: list[tuple[Event, RejectedEvent]]) -> None:
+    if not entries:
+        return
+    rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
+    for _event, ops in entries:
+        for table, row in ops:
+            rows[table].append(row)
+    try:
+        async with connection.transaction():
+            refused = await _apply_rows(connection, plan, rows)
+    except (asyncpg.PostgresError, *UNENCODABLE) as exc:
+        sqlstate = getattr(exc, "sqlstate", "") or ""
+        if sqlstate.startswith("08") or sqlstate.startswith("57P"):
+            raise
+        if len(entries) == 1:
+            detail = f"{sqlstate} {type(exc).__name__}: {exc}".strip()
+            late.append((entries[0][0], RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
+            return
+        middle = len(entries) // 2
+        await _write_part(connection, plan, entries[:middle], late)
+        await _write_part(connection, plan, entries[middle:], late)
+    else:
+        late += _refused_events(entries, refused)
 
 
 async def load_cursor(db: Database, source: str) -> int | None:
@@ -297,11 +317,11 @@ class Writer:
             How many of its events were refused while merging (stored as rejects).
         """
         attempt = 0
-        one_by_one = False
+        split = False
         while True:
             started = time.perf_counter()
             try:
-                late = await self._db.run(_write_each if one_by_one else _write_batch,
+                late = await self._db.run(_write_split if split else _write_batch,
                                           self._plan, batch)
                 break
             except DatabaseUnavailable as exc:
@@ -316,12 +336,12 @@ class Writer:
                 attempt += 1
                 await trio.sleep(delay)
             except (DatabaseError, *UNENCODABLE) as exc:
-                if one_by_one or not batch.events:
+                if split or not batch.events:
                     raise  # not an event's fault (a bug or a broken schema): stop loudly
                 metrics.DB_ERRORS.labels(self._label, "refused").inc()
-                LOGGER.error("batch refused by postgres, writing it event by event", extra={
+                LOGGER.error("batch refused by postgres, writing it in parts", extra={
                     "batch": batch.id, "error": str(exc), "events": len(batch.events)})
-                one_by_one = True
+                split = True
         self._breaker.record_success()
         self._committed(batch, late, time.perf_counter() - started)
         return len(late)
