@@ -11,6 +11,7 @@
     ├── MethodNotImplemented     404  no such XRPC method here
     ├── MethodNotAllowed         405  the method exists, but not for this HTTP method
     ├── PayloadTooLarge          413  the request body is too big
+    ├── RequestHeaderFieldsTooLarge 431  the request's header fields are too big
     ├── RateLimitExceeded        429  the client used its budget; carries the rate-limit headers
     ├── UpstreamFailure          502  a service we depend on failed (for later use)
     └── ServiceUnavailable       503  Postgres is unreachable or the service is shutting down
@@ -28,7 +29,8 @@ from quart import Response
 __all__ = [
     "AuthenticationRequired", "ExpiredToken", "Forbidden", "InvalidCursor", "InvalidRequest",
     "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound", "PayloadTooLarge",
-    "RateLimitExceeded", "ServiceUnavailable", "UpstreamFailure", "XrpcError", "error_response",
+    "RateLimitExceeded", "RequestHeaderFieldsTooLarge", "ServiceUnavailable", "UpstreamFailure",
+    "XrpcError", "error_response",
 ]
 
 
@@ -114,6 +116,12 @@ class PayloadTooLarge(XrpcError):
     """The request body is larger than the method accepts."""
 
     STATUS, ERROR = 413, "PayloadTooLarge"
+
+
+class RequestHeaderFieldsTooLarge(XrpcError):
+    """The request's header fields are larger than we accept."""
+
+    STATUS, ERROR = 431, "RequestHeaderFieldsTooLarge"
 
 
 class RateLimitExceeded(XrpcError):
