@@ -27,11 +27,10 @@ ENV PATH=/opt/coves/bin:$PATH \
     COVES_ENV=production \
     COVES_DATA_DIR=/var/lib/coves/data \
     API_HOST=0.0.0.0 \
-    API_PORT=8080 \
-    METRICS_HOST=0.0.0.0
+    API_PORT=8080
 USER 10001
 WORKDIR /var/lib/coves
-EXPOSE 8080 9464
+EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/xrpc/_health', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["coves"]

@@ -27,7 +27,8 @@ from engine.db import Database
 from engine.errors import DatabaseError, DatabaseUnavailable
 from engine.lexicon import Lexicons, load_default
 
-from . import actor, aggregator, comment, community, feed, health, metrics, openapi, post, wellknown
+from . import (actor, aggregator, comment, community, feed, health, metrics, openapi, post,
+               request_id, wellknown)
 from .auth import DidResolver, ServiceAuthVerifier
 from .cursors import CursorCodec
 from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
@@ -84,6 +85,7 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint(router, lexicons))
 
+    app.before_request(request_id.assign_request_id)
     app.before_request(metrics.start_request)
     app.before_request(refuse_oversized_request)
     app.after_request(_finish_response)
@@ -97,6 +99,7 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
 
 async def _finish_response(response: Response) -> Response:
     response.headers.update(rate_limit_headers())
+    request_id.echo_request_id(response)
     for name, value in _CORS.items():
         response.headers.setdefault(name, value)
     return metrics.observe_request(response)

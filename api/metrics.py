@@ -46,8 +46,9 @@ async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
-def start_request() -> None:
-    """Note when the request started (before_request hook)."""
+async def start_request() -> None:
+    """Note when the request started (before_request hook; async: Quart would run a sync hook
+    in a worker thread)."""
     g.started = time.perf_counter()
 
 

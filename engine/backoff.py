@@ -19,5 +19,6 @@ def backoff_delay(attempt: int, *, base_s: float = DEFAULT_BASE_S, cap_s: float 
     Half the delay is fixed and half random, so retries from many clients spread out while
     each still waits at least half the nominal time.
     """
-    ceiling = min(cap_s, base_s * (2 ** min(attempt, 30)))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    ceiling = min(cap_s, base_s * (1 << min(attempt, 30)))
+    jitter: float = (rng or random).uniform(0, ceiling / 2)
+    return ceiling / 2 + jitter

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final

@@ -10,7 +10,8 @@ from pathlib import Path
 import trio
 
 from . import service
-from .config import Config, add_setting_flags, load_config
+from .config import (SETTINGS, Config, add_setting_flags, describe_values, load_config, production_problems,
+                     read_config)
 from .backup import BackupError
 from .errors import ConfigError, DatabaseError, HostError, MigrationError
 from .logs import configure_logging
@@ -75,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
                     "event sent back are read again by the next run.")
     backfill.add_argument("targets", nargs="*", metavar="DID_OR_HANDLE",
                           help="read only these repos (again, even if done before)")
+    refresh = commands.add_parser(
+        "refresh-identities", parents=[common], help="re-resolve handles (and re-check hosts) now",
+        description="Mark DIDs due for handle resolution now (and, with --communities, their "
+                    "hostedBy check); the running engine's resolver picks them up within seconds. "
+                    "Use after a handle change that no identity event announced, or after "
+                    "fixing a community's did.json.")
+    refresh.add_argument("dids", nargs="*", help="DIDs to refresh")
+    refresh.add_argument("--all", action="store_true", help="every DID we know")
+    refresh.add_argument("--communities", action="store_true",
+                         help="also re-run the hostedBy check of these communities")
     commands.add_parser(
         "backup", parents=[common], help="write a pg_dump archive; prune old ones",
         description="Write BACKUP_DIR/coves-<UTC time>.dump (pg_dump custom format) and delete "
@@ -127,22 +138,57 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         print(("\ninterrupted: run again to resume; " if progress.interrupted else "\nbackfill: ")
               + progress.line())
         return 1 if progress.repos_failed else 0
+    elif args.command == "refresh-identities":
+        if not args.dids and not args.all:
+            print("coves refresh-identities: name DIDs or pass --all", file=sys.stderr)
+            return 2
+        touched = trio.run(lambda: service.run_refresh_identities(
+            config, args.dids, everyone=args.all, communities=args.communities))
+        print(f"{touched} row(s) due now; the engine's resolver will pick them up")
     elif args.command == "backup":
         print(f"backup written: {trio.run(service.run_backup, config)}")
     elif args.command == "restore":
-        report = trio.run(service.run_restore, config, args.file)
-        print(report)
-        return 0 if report.ok else 1
-    elif args.command == "check-config":
-        width = max(len(name) for name, _ in config.describe())
-        for name, value in config.describe():
-            print(f"{name:<{width}}  {value}")
+        restored = trio.run(service.run_restore, config, args.file)
+        print(restored)
+        return 0 if restored.ok else 1
     return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """`coves check-config`: every setting (secrets masked), then every problem found.
+
+    Exit status 0 when the configuration can start in its mode, 2 otherwise. In development it
+    also lists what production would refuse, as notes.
+    """
+    values, problems = read_config(args)
+    pairs = describe_values(values)
+    width = max(len(name) for name, _ in pairs)
+    for name, value in pairs:
+        print(f"{name:<{width}}  {value}")
+    if len(values) == len(SETTINGS):  # every setting parsed: the API's own checks can run
+        from api.server import check_api_config
+        try:
+            check_api_config(Config(**values))
+        except ConfigError as exc:
+            problems += [f"{line.strip()} (when serving the API)"
+                         for line in str(exc).splitlines()[1:]]
+    notes = [] if values.get("env") == "production" else production_problems(values)
+    print()
+    print("problems:" if problems else "problems: none")
+    for problem in problems:
+        print(f"  - {problem}")
+    if notes:
+        print("production would refuse:")
+        for note in notes:
+            print(f"  - {note}")
+    return 2 if problems else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `coves` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args)
     try:
         config = load_config(args)
     except ConfigError as exc:

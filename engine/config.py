@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "load_config", "production_problems"]
+__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "describe_values", "load_config",
+           "production_problems", "read_config"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
@@ -342,14 +343,27 @@ class Config:
 
     def describe(self) -> list[tuple[str, str]]:
         """Return (variable, value) pairs for display, secrets masked."""
-        pairs = []
-        for setting in SETTINGS:
-            value = getattr(self, setting.field)
-            shown = "(unset)" if value is None else str(value)
-            if setting.secret and value is not None:
-                shown = _mask(str(value))
-            pairs.append((setting.env, shown))
-        return pairs
+        return describe_values({s.field: getattr(self, s.field) for s in SETTINGS})
+
+
+def describe_values(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(variable, shown value) per setting: secrets masked, lists joined, failures marked."""
+    pairs = []
+    for setting in SETTINGS:
+        if setting.field not in values:
+            pairs.append((setting.env, "(invalid: see problems)"))
+            continue
+        value = values[setting.field]
+        if value is None:
+            shown = "(unset)"
+        elif setting.secret:
+            shown = _mask(str(value))
+        elif isinstance(value, (tuple, list, frozenset)):
+            shown = ", ".join(str(item) for item in value)
+        else:
+            shown = str(value)
+        pairs.append((setting.env, shown))
+    return pairs
 
 
 def _mask(value: str) -> str:
@@ -386,6 +400,15 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
     Raises:
         ConfigError: listing every setting that failed, each with its variable and accepted form.
     """
+    values, problems = read_config(args, environ, **overrides)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return Config(**values)
+
+
+def read_config(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
+                **overrides: Any) -> tuple[dict[str, Any], list[str]]:
+    """The parsed values (a setting that failed to parse is absent) and every problem found."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -410,9 +433,7 @@ def load_config(args: argparse.Namespace | None = None, environ: Mapping[str, st
     if values.get("env") == "production":
         problems += production_problems(values)
     problems += _cross_checks(values)
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    return Config(**values)
+    return values, problems
 
 
 def production_problems(values: Mapping[str, Any]) -> list[str]:

@@ -116,13 +116,15 @@ class Database:
             finally:
                 self._waiting -= 1
             try:
-                return await fn(connection, *args, **kwargs)
+                result: T = await fn(connection, *args, **kwargs)
+                return result
             finally:
                 await self._pool.release(connection)
 
         started = time.perf_counter()
         try:
-            return await trio_asyncio.aio_as_trio(with_connection)()
+            answer: T = await trio_asyncio.aio_as_trio(with_connection)()
+            return answer
         except Exception as exc:
             translated = _translated(exc)
             if translated is exc:

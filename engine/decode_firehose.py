@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import libipld
 
@@ -122,14 +122,13 @@ class FirehoseDecoder:
         did = body.get(name)
         if not syntax.is_did(did):
             raise _shape(f"{name} is missing or not a DID")
-        return cast(str, did)
+        return did
 
     def _commit(self, body: dict[str, Any], seq: int) -> Frame:
         repo = self._repo(body, "repo")
         rev, ops = body.get("rev"), body.get("ops")
         if not syntax.is_tid(rev) or type(ops) is not list:
             raise _shape("#commit lacks a TID rev or an ops list")
-        rev = cast(str, rev)
         time_us = _time_us(body.get("time"))
         base = Event(did=repo, kind=COMMIT, time_us=time_us, cursor=seq, rev=rev)
         if body.get("tooBig"):
@@ -207,7 +206,6 @@ class FirehoseDecoder:
         rev = body.get("rev")
         if not syntax.is_tid(rev):
             raise _shape("#sync rev is missing or not a TID")
-        rev = cast(str, rev)
         event = Event(did=did, kind=SYNC, time_us=_time_us(body.get("time")), cursor=seq, rev=rev,
                       seq=seq)
         return Frame("#sync", seq, (dataclasses.replace(event, raw=jetstream_json(event)),))

@@ -8,6 +8,7 @@ JWT, e-mail address, or URL password found inside a value or the message itself.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -16,9 +17,11 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "redact", "redact_text"]
+__all__ = ["REDACTED", "REQUEST_ID", "configure_logging", "redact", "redact_text"]
 
 REDACTED: Final = "[redacted]"
+# The API request being served (api/request_id.py); log lines written meanwhile carry it.
+REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar("request_id", default=None)
 _SECRET_KEYS: Final = re.compile(
     r"pass(word|wd)?|secret|token|jwt|authorization|cookie|api[_-]?key|email|credential", re.I)
 # JWTs (three base64url parts, the first an encoded JSON header), e-mail addresses, and the
@@ -45,6 +48,14 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+def add_request_id(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the id of the API request being served, if any."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: scrub secrets from every field of a log line."""
     for key, value in list(event.items()):
@@ -65,6 +76,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", *, production: boo
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.ExtraAdder(),
+            add_request_id,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
         processors=[

@@ -61,8 +61,8 @@ class Router:
             except Exception as exc:  # supervisor boundary: see docstring
                 LOGGER.exception("record handler failed", extra={
                     "did": event.did, "collection": event.collection, "rkey": event.rkey})
-                rejected = RejectedEvent(RejectReason.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
-                batcher.add_reject(rejected, event.raw, event, event.cursor)
+                crash = RejectedEvent(RejectReason.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
+                batcher.add_reject(crash, event.raw, event, event.cursor)
             else:
                 if ops:
                     batcher.add(event, ops)

@@ -47,7 +47,8 @@ from .sources.replay import ReplaySource
 from .sync_client import HTTP_TIMEOUT, SyncClient
 
 __all__ = ["backfill_hosts", "migrate", "open_postgres", "replay", "run_api", "run_backfill",
-           "run_backup", "run_engine", "run_reconcile", "run_redrive", "run_restore"]
+           "run_backup", "run_engine", "run_reconcile", "run_redrive", "run_refresh_identities",
+           "run_restore"]
 
 LOGGER = logging.getLogger(__name__)
 # After SIGTERM/SIGINT the engine drains (writes the pending batch, commits the cursor). If that
@@ -184,20 +185,22 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
     """`coves engine` (`api=False`) / `coves run`: Jetstream → Postgres, with metrics, until a
     signal; `coves run` also serves the XRPC API.
 
-    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream.
+    With FIREHOSE_URL set, the raw firehose(s) are read instead of Jetstream. Metrics: `coves
+    engine` serves them on METRICS_PORT; `coves run` on the API's /metrics only (one registry,
+    one place to scrape).
     """
     if api:
         from api.server import check_api_config
         check_api_config(config)
     firehoses = firehose_sources(config)
     if firehoses:
-        await _run_source(config, *firehoses, resume=True, metrics=True, identity=True, api=api)
+        await _run_source(config, *firehoses, resume=True, metrics=not api, identity=True, api=api)
         return
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
                              rewind_s=config.jetstream_rewind_s)
-    await _run_source(config, source, resume=True, metrics=True, identity=True, api=api)
+    await _run_source(config, source, resume=True, metrics=not api, identity=True, api=api)
 
 
 async def run_api(config: Config, *,
@@ -313,3 +316,19 @@ async def run_backfill(config: Config, targets: Sequence[str] = (), *,
                 nursery.cancel_scope.cancel()
     progress.interrupted = stop.is_set()
     return progress
+
+
+async def run_refresh_identities(config: Config, dids: list[str], *, everyone: bool,
+                                 communities: bool) -> int:
+    """`coves refresh-identities`: make DIDs due for handle resolution (and communities due for
+    the hostedBy check) now; the running engine picks them up. Returns the rows touched."""
+    async with open_bridge(), open_postgres(config) as url:
+        async with open_database(url, min_size=1, max_size=1, application_name="coves-refresh") as db:
+            touched = int((await db.execute(
+                "UPDATE identities SET resolve_after = now() WHERE $1 OR did = ANY($2::text[])",
+                everyone, dids)).split()[-1])
+            if communities:
+                touched += int((await db.execute(
+                    "UPDATE communities SET host_checked_for = NULL WHERE $1 OR did = ANY($2::text[])",
+                    everyone, dids)).split()[-1])
+            return touched

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import Final, TypeGuard, TypeVar
 
 __all__ = [
     "is_at_uri", "is_cid", "is_datetime", "is_did", "is_handle", "is_nsid", "is_rkey", "is_tid",
@@ -66,27 +66,27 @@ def _memo(check: Callable[[str], T], default: T) -> Callable[[object], T]:
 _MISSING: Final = object()
 
 
-def is_did(value: object) -> bool:
+def is_did(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= MAX_DID_LENGTH and _DID_RE.match(value) is not None
 
 
-def is_handle(value: object) -> bool:
+def is_handle(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 253 and _HANDLE_RE.match(value) is not None
 
 
-def is_nsid(value: object) -> bool:
+def is_nsid(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 317 and _NSID_RE.match(value) is not None
 
 
-def is_tid(value: object) -> bool:
+def is_tid(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _TID_RE.match(value) is not None
 
 
-def is_rkey(value: object) -> bool:
+def is_rkey(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value not in (".", "..") and _RKEY_RE.match(value) is not None
 
 
-def is_cid(value: object) -> bool:
+def is_cid(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 256 and _CID_RE.match(value) is not None
 
 
@@ -133,7 +133,7 @@ def split_at_uri(value: object) -> tuple[str, str, str] | None:
     return authority, collection, rkey
 
 
-def is_at_uri(value: object) -> bool:
+def is_at_uri(value: object) -> TypeGuard[str]:
     """True for any AT-URI: authority (DID or handle), optionally collection and rkey."""
     if not isinstance(value, str) or not value.startswith("at://") or len(value) > 8192:
         return False

@@ -44,7 +44,7 @@ class Column:
     """
 
     name: str
-    type: str
+    type: str = "text"
     immutable: bool = False
 
 

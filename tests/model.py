@@ -199,8 +199,8 @@ def model(history: list[Op]) -> dict[str, dict[str, dict[str, Any]]]:
     newest_votes: dict[tuple[str, str], Op] = {}
     for op in sorted(live_of("vote"), key=lambda o: o.rev):
         newest_votes[(op.repo, op.ref or "")] = op
-    for table, children in (("posts", "comment_count"), ("comments", "reply_count")):
-        for uri, row in state[table].items():
+    for kind, children in (("posts", "comment_count"), ("comments", "reply_count")):
+        for uri, row in state[kind].items():
             row[children] = sum(1 for op in live_of("comment") if op.ref == uri)
             up = sum(1 for (_, s), v in newest_votes.items() if s == uri and v.value == "up")
             down = sum(1 for (_, s), v in newest_votes.items() if s == uri and v.value == "down")

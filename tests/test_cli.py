@@ -72,7 +72,7 @@ async def test_replay_applies_coves_records_and_stores_rejects(db: Database, dat
 
 
 async def test_bad_setting_exits_2_naming_the_variable() -> None:
-    result = await trio.run_process([*COVES, "check-config"], capture_stderr=True, check=False,
+    result = await trio.run_process([*COVES, "engine"], capture_stderr=True, check=False,
                                     env=env(BATCH_MAX_LATENCY_MS="soon"), cwd=ROOT)
     assert result.returncode == 2
     assert b"BATCH_MAX_LATENCY_MS" in result.stderr and b"milliseconds, 1..60000" in result.stderr
@@ -101,3 +101,38 @@ async def test_engine_offline_keeps_retrying_serves_metrics_and_stops_on_sigterm
         if process.returncode is None:
             process.kill()
     assert b'"delay_s"' in log and b"retrying in" in log
+
+
+async def test_check_config_prints_masked_settings_and_every_problem() -> None:
+    result = await trio.run_process(
+        [*COVES, "check-config"], capture_stdout=True, check=False, cwd=ROOT,
+        env=env(COVES_ENV="production", AUTH_SKIP_VERIFY="true", BATCH_MAX_ROWS="lots",
+                DATABASE_URL="postgresql://coves:hunter2@db.internal/coves"))
+    out = result.stdout.decode()
+    assert result.returncode == 2
+    assert "postgresql://***@db.internal/coves" in out and "hunter2" not in out
+    assert "BATCH_MAX_ROWS                    (invalid: see problems)" in out
+    assert "AUTH_SKIP_VERIFY must be off in production" in out
+    assert "BATCH_MAX_ROWS (BATCH_MAX_ROWS) = 'lots'" in out
+
+
+async def test_check_config_in_development_notes_what_production_would_refuse() -> None:
+    result = await trio.run_process([*COVES, "check-config"], capture_stdout=True, check=False,
+                                    cwd=ROOT, env=env(SKIP_DID_WEB_VERIFICATION="true"))
+    out = result.stdout.decode()
+    assert result.returncode == 0 and "problems: none" in out
+    assert "production would refuse:" in out and "SKIP_DID_WEB_VERIFICATION must be off" in out
+
+
+async def test_refresh_identities_makes_dids_due(db: Database, writer_db: Database,
+                                                 database_url: str) -> None:
+    from tests.helpers import ingest
+    await ingest(writer_db, [f.profile(f.did("c"))])
+    await db.execute("UPDATE identities SET resolve_after = NULL")
+    await db.execute("UPDATE communities SET host_checked_for = 'x'")
+    result = await trio.run_process([*COVES, "refresh-identities", f.did("c"), "--communities"],
+                                    capture_stdout=True, env=env(DATABASE_URL=database_url), cwd=ROOT)
+    assert b"2 row(s) due now" in result.stdout
+    assert await db.fetchval("SELECT resolve_after IS NOT NULL FROM identities WHERE did = $1", f.did("c"))
+    assert await db.fetchval("SELECT host_checked_for IS NULL FROM communities")
+    assert await db.fetchval("SELECT count(*) FROM identities WHERE resolve_after IS NOT NULL") == 1

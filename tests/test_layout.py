@@ -25,3 +25,11 @@ def test_only_the_bridge_imports_asyncio() -> None:
                  for path in sorted((ROOT / folder).rglob("*.py"))
                  if path != BRIDGE and imported_modules(path) & {"asyncio", "trio_asyncio"}]
     assert offenders == []
+
+
+def test_engine_and_api_pass_mypy_strict() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

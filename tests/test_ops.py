@@ -93,3 +93,19 @@ def test_prometheus_config_is_valid() -> None:
     result = subprocess.run([promtool(), "check", "config", str(OPS / "prometheus" / "prometheus.yml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 -]", "", heading.lower()).strip().replace(" ", "-")
+
+
+def test_runbook_commands_exist_and_alert_links_resolve() -> None:
+    from engine.cli import _parser
+
+    runbook = (OPS / "RUNBOOK.md").read_text()
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    used = set(re.findall(r"\bcoves ([a-z][a-z-]+)", runbook))
+    assert used and used <= set(commands), f"unknown commands: {sorted(used - set(commands))}"
+    anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", runbook, re.M)}
+    links = set(re.findall(r"RUNBOOK\.md#([a-z0-9-]+)", (OPS / "prometheus" / "alerts.yml").read_text()))
+    assert links and links <= anchors, f"alerts link to missing sections: {sorted(links - anchors)}"

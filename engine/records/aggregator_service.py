@@ -8,33 +8,25 @@ from __future__ import annotations
 from typing import Final
 
 from ..events import DELETE, Event
-from ..tables import Column, RowOp, Table
+from ..tables import Column, RowOp
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
 
 COLLECTION: Final = "social.coves.aggregator.service"
 
-TABLE: Final = Table(
-    name="aggregators",
-    key=("did",),
-    columns=(
-        Column("did", "text"),
-        Column("uri", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("display_name", "text"),
-        Column("description", "text"),
-        Column("avatar_cid", "text"),
-        Column("maintainer", "text"),
-        Column("source_url", "text"),
-        Column("config_schema", "jsonb"),
-        Column("record", "jsonb"),
-        Column("created_at", "timestamptz"),
-    ),
+TABLE: Final = fields.record_table(
+    "aggregators",
+    Column("display_name"),
+    Column("description"),
+    Column("avatar_cid"),
+    Column("maintainer"),
+    Column("source_url"),
+    Column("config_schema", "jsonb"),
+    Column("record", "jsonb"),
+    Column("created_at", "timestamptz"),
+    key="did",
     actors=("did", "maintainer"),
-    repo="did",
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = ()
@@ -42,14 +34,11 @@ RECOUNTS: Final = ()
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, did=event.did, uri=event.uri, rkey=event.rkey,
-                                              rev=event.rev))]
+        return [fields.deleted(TABLE, event)]
     record = event.record or {}
     if record.get("did") != event.did:
         raise fields.wrong_repo("did", record.get("did"), event.did)
-    row = (event.did, event.uri, event.rkey, event.rev, event.cid,
-           fields.text(record, "displayName"), fields.text(record, "description"),
-           fields.blob_cid(record, "avatar"), fields.text(record, "maintainer"),
-           fields.text(record, "sourceUrl"), record.get("configSchema"), record,
-           fields.timestamp(record, "createdAt"), False)
-    return [RowOp(TABLE, row)]
+    return [fields.live(TABLE, event, fields.text(record, "displayName"),
+                        fields.text(record, "description"), fields.blob_cid(record, "avatar"),
+                        fields.text(record, "maintainer"), fields.text(record, "sourceUrl"),
+                        record.get("configSchema"), record, fields.timestamp(record, "createdAt"))]

@@ -13,7 +13,7 @@ from typing import Final
 
 from .. import syntax
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp, Table
+from ..tables import Column, Recount, RowOp
 from . import fields
 from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
 
@@ -22,45 +22,28 @@ __all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "URI_MARK", "ha
 COLLECTION: Final = "social.coves.community.comment"
 URI_MARK: Final = f"/{COLLECTION}/"
 
-TABLE: Final = Table(
-    name="comment_records",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("did", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("root_uri", "text", immutable=True),
-        Column("root_cid", "text", immutable=True),
-        Column("parent_uri", "text", immutable=True),
-        Column("parent_cid", "text", immutable=True),
-        Column("content", "text"),
-        Column("facets", "jsonb"),
-        Column("embed", "jsonb"),
-        Column("labels", "text[]"),
-        Column("langs", "text[]"),
-        Column("record", "jsonb"),
-        Column("created_at", "timestamptz"),
-    ),
-    actors=("did",),
-    repo="did",
+TABLE: Final = fields.record_table(
+    "comment_records",
+    Column("root_uri", immutable=True),
+    Column("root_cid", immutable=True),
+    Column("parent_uri", immutable=True),
+    Column("parent_cid", immutable=True),
+    Column("content"),
+    Column("facets", "jsonb"),
+    Column("embed", "jsonb"),
+    Column("labels", "text[]"),
+    Column("langs", "text[]"),
+    Column("record", "jsonb"),
+    Column("created_at", "timestamptz"),
 )
 # The narrow twin holding counters and thread keys (sql/0005), written with the same rev.
-STATS: Final = Table(
-    name="comment_stats",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("did", "text"),
-        Column("root_uri", "text", immutable=True),
-        Column("parent_uri", "text", immutable=True),
-        Column("created_at", "timestamptz"),
-    ),
+STATS: Final = fields.stats_table(
+    "comment_stats",
+    Column("root_uri", immutable=True),
+    Column("parent_uri", immutable=True),
+    Column("created_at", "timestamptz"),
+    twin=TABLE,
     tracked=("parent_uri",),
-    repo="did",
-    twin_of="comment_records",
 )
 TABLES: Final = (TABLE, STATS)
 _CHILDREN: Final = "FROM comment_stats AS c WHERE c.parent_uri = k.key AND c.deleted_at IS NULL"
@@ -76,9 +59,7 @@ RECOUNTS: Final = (
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did, rkey=event.rkey,
-                                              rev=event.rev)),
-                RowOp(STATS, fields.tombstone(STATS, uri=event.uri, did=event.did, rev=event.rev))]
+        return [fields.deleted(TABLE, event), fields.twin_row(STATS, event, deleted=True)]
     record = event.record or {}
     root_uri, root_cid = fields.ref_uri(record, "reply", "root")
     parent_uri, parent_cid = fields.ref_uri(record, "reply", "parent")
@@ -91,8 +72,8 @@ def handle(event: Event) -> list[RowOp]:
     if parent_uri == event.uri:
         raise fields.invalid("reply.parent.uri", "a comment cannot reply to itself")
     created_at = fields.timestamp(record, "createdAt")
-    row = (
-        event.uri, event.did, event.rkey, event.rev, event.cid,
+    row = fields.live(
+        TABLE, event,
         root_uri, root_cid, parent_uri, parent_cid,
         fields.text(record, "content"),
         record.get("facets"),
@@ -101,7 +82,5 @@ def handle(event: Event) -> list[RowOp]:
         fields.strings(record, "langs"),
         record,
         created_at,
-        False,
     )
-    stats = (event.uri, event.rev, event.did, root_uri, parent_uri, created_at, False)
-    return [RowOp(TABLE, row), RowOp(STATS, stats)]
+    return [row, fields.twin_row(STATS, event, root_uri, parent_uri, created_at)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp, Table
+from ..tables import Column, Recount, RowOp
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "handle"]
@@ -19,44 +19,25 @@ __all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "handle"]
 COLLECTION: Final = "social.coves.community.post"
 URI_MARK: Final = f"/{COLLECTION}/"  # how a post URI is told apart from a comment URI
 
-TABLE: Final = Table(
-    name="post_records",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("community_did", "text", immutable=True),
-        Column("author_did", "text", immutable=True),
-        Column("title", "text"),
-        Column("content", "text"),
-        Column("facets", "jsonb"),
-        Column("embed", "jsonb"),
-        Column("labels", "text[]"),
-        Column("langs", "text[]"),
-        Column("tags", "text[]"),
-        Column("record", "jsonb"),
-        Column("created_at", "timestamptz"),
-    ),
-    actors=("community_did", "author_did"),
+TABLE: Final = fields.record_table(
+    "post_records",
+    Column("author_did", immutable=True),
+    Column("title"),
+    Column("content"),
+    Column("facets", "jsonb"),
+    Column("embed", "jsonb"),
+    Column("labels", "text[]"),
+    Column("langs", "text[]"),
+    Column("tags", "text[]"),
+    Column("record", "jsonb"),
+    Column("created_at", "timestamptz"),
     repo="community_did",
+    actors=("community_did", "author_did"),
 )
 # The narrow twin the counters and feed keys live in (sql/0005): written with the same rev, so
 # both rows always describe the same version of the post.
-STATS: Final = Table(
-    name="post_stats",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("community_did", "text", immutable=True),
-        Column("created_at", "timestamptz"),
-    ),
-    tracked=("community_did",),
-    repo="community_did",
-    twin_of="post_records",
-)
+STATS: Final = fields.stats_table("post_stats", Column("created_at", "timestamptz"), twin=TABLE,
+                                  tracked=("community_did",))
 TABLES: Final = (TABLE, STATS)
 RECOUNTS: Final = (
     Recount(target="communities", target_key="did", columns=("post_count",),
@@ -68,17 +49,14 @@ RECOUNTS: Final = (
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, rkey=event.rkey, rev=event.rev,
-                                              community_did=event.did)),
-                RowOp(STATS, fields.tombstone(STATS, uri=event.uri, rev=event.rev,
-                                              community_did=event.did))]
+        return [fields.deleted(TABLE, event), fields.twin_row(STATS, event, deleted=True)]
     record = event.record or {}
     community = record.get("community")
     if community != event.did:
         raise fields.wrong_repo("community", community, event.did)
     created_at = fields.timestamp(record, "createdAt")
-    row = (
-        event.uri, event.rkey, event.rev, event.cid, event.did,
+    row = fields.live(
+        TABLE, event,
         fields.text(record, "author"),
         fields.text(record, "title"),
         fields.text(record, "content"),
@@ -89,6 +67,5 @@ def handle(event: Event) -> list[RowOp]:
         fields.strings(record, "tags"),
         record,
         created_at,
-        False,
     )
-    return [RowOp(TABLE, row), RowOp(STATS, (event.uri, event.rev, event.did, created_at, False))]
+    return [row, fields.twin_row(STATS, event, created_at)]

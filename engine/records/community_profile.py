@@ -11,38 +11,30 @@ from typing import Any, Final
 
 from .. import syntax
 from ..events import DELETE, Event
-from ..tables import Column, RowOp, Table
+from ..tables import Column, RowOp
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
 
 COLLECTION: Final = "social.coves.community.profile"
 
-TABLE: Final = Table(
-    name="communities",
-    key=("did",),
-    columns=(
-        Column("did", "text"),
-        Column("uri", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("handle", "text"),
-        Column("name", "text"),
-        Column("display_name", "text"),
-        Column("description", "text"),
-        Column("avatar_cid", "text"),
-        Column("banner_cid", "text"),
-        Column("created_by", "text"),
-        Column("hosted_by", "text"),
-        Column("visibility", "text"),
-        Column("moderation_type", "text"),
-        Column("content_warnings", "text[]"),
-        Column("record", "jsonb"),
-        Column("created_at", "timestamptz"),
-    ),
+TABLE: Final = fields.record_table(
+    "communities",
+    Column("handle"),
+    Column("name"),
+    Column("display_name"),
+    Column("description"),
+    Column("avatar_cid"),
+    Column("banner_cid"),
+    Column("created_by"),
+    Column("hosted_by"),
+    Column("visibility"),
+    Column("moderation_type"),
+    Column("content_warnings", "text[]"),
+    Column("record", "jsonb"),
+    Column("created_at", "timestamptz"),
+    key="did",
     actors=("did", "created_by"),
-    repo="did",
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = ()
@@ -56,11 +48,10 @@ def _handle(record: dict[str, Any]) -> str | None:
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, did=event.did, uri=event.uri,
-                                              rkey=event.rkey, rev=event.rev))]
+        return [fields.deleted(TABLE, event)]
     record = event.record or {}
-    row = (
-        event.did, event.uri, event.rkey, event.rev, event.cid,
+    return [fields.live(
+        TABLE, event,
         _handle(record),
         fields.text(record, "name"),
         fields.text(record, "displayName"),
@@ -74,6 +65,4 @@ def handle(event: Event) -> list[RowOp]:
         fields.strings(record, "contentWarnings"),
         record,
         fields.timestamp(record, "createdAt"),
-        False,
-    )
-    return [RowOp(TABLE, row)]
+    )]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp, Table
+from ..tables import Column, Recount, RowOp
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
@@ -17,22 +17,13 @@ __all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
 COLLECTION: Final = "social.coves.community.subscription"
 DEFAULT_CONTENT_VISIBILITY: Final = 3
 
-TABLE: Final = Table(
-    name="subscriptions",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("did", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("subject", "text", immutable=True),
-        Column("content_visibility", "smallint"),
-        Column("created_at", "timestamptz"),
-    ),
+TABLE: Final = fields.record_table(
+    "subscriptions",
+    Column("subject", immutable=True),
+    Column("content_visibility", "smallint"),
+    Column("created_at", "timestamptz"),
     tracked=("subject",),
     actors=("did", "subject"),
-    repo="did",
 )
 TABLES: Final = (TABLE,)
 RECOUNTS: Final = (
@@ -45,14 +36,8 @@ RECOUNTS: Final = (
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did,
-                                              rkey=event.rkey, rev=event.rev))]
+        return [fields.deleted(TABLE, event)]
     record = event.record or {}
-    row = (
-        event.uri, event.did, event.rkey, event.rev, event.cid,
-        fields.text(record, "subject"),
-        fields.integer(record, "contentVisibility", DEFAULT_CONTENT_VISIBILITY),
-        fields.timestamp(record, "createdAt"),
-        False,
-    )
-    return [RowOp(TABLE, row)]
+    return [fields.live(TABLE, event, fields.text(record, "subject"),
+                        fields.integer(record, "contentVisibility", DEFAULT_CONTENT_VISIBILITY),
+                        fields.timestamp(record, "createdAt"))]

@@ -12,7 +12,7 @@ from typing import Final
 
 from .. import syntax
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp, Table
+from ..tables import Column, Recount, RowOp
 from . import fields
 from .community_comment import COLLECTION as COMMENT, URI_MARK as COMMENT_MARK
 from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
@@ -22,23 +22,13 @@ __all__ = ["COLLECTION", "DIRECTIONS", "RECOUNTS", "TABLE", "TABLES", "handle"]
 COLLECTION: Final = "social.coves.feed.vote"
 DIRECTIONS: Final = frozenset({"up", "down"})
 
-TABLE: Final = Table(
-    name="votes",
-    key=("uri",),
-    columns=(
-        Column("uri", "text"),
-        Column("did", "text"),
-        Column("rkey", "text"),
-        Column("rev", 'text COLLATE "C"'),
-        Column("cid", "text"),
-        Column("subject_uri", "text", immutable=True),
-        Column("subject_cid", "text"),
-        Column("direction", "text"),
-        Column("created_at", "timestamptz"),
-    ),
+TABLE: Final = fields.record_table(
+    "votes",
+    Column("subject_uri", immutable=True),
+    Column("subject_cid"),
+    Column("direction"),
+    Column("created_at", "timestamptz"),
     tracked=("subject_uri",),
-    actors=("did",),
-    repo="did",
 )
 TABLES: Final = (TABLE,)
 
@@ -63,8 +53,7 @@ RECOUNTS: Final = (
 
 def handle(event: Event) -> list[RowOp]:
     if event.operation == DELETE:
-        return [RowOp(TABLE, fields.tombstone(TABLE, uri=event.uri, did=event.did, rkey=event.rkey,
-                                              rev=event.rev))]
+        return [fields.deleted(TABLE, event)]
     record = event.record or {}
     direction = record.get("direction")
     if direction not in DIRECTIONS:
@@ -73,6 +62,5 @@ def handle(event: Event) -> list[RowOp]:
     subject = syntax.split_at_uri(subject_uri)
     if subject is None or subject[1] not in (POST, COMMENT):
         raise fields.invalid("subject.uri", "must be the at:// URI of a post or comment")
-    row = (event.uri, event.did, event.rkey, event.rev, event.cid, subject_uri, subject_cid,
-           direction, fields.timestamp(record, "createdAt"), False)
-    return [RowOp(TABLE, row)]
+    return [fields.live(TABLE, event, subject_uri, subject_cid, direction,
+                        fields.timestamp(record, "createdAt"))]

@@ -9,12 +9,59 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from typing import Final
+
 from .. import syntax
 from ..errors import RejectedEvent, RejectReason
-from ..tables import Table
+from ..events import Event
+from ..tables import Column, RowOp, Table
 
-__all__ = ["blob_cid", "integer", "invalid", "ref_uri", "self_labels", "strings", "text", "timestamp",
-           "tombstone", "wrong_repo"]
+__all__ = ["REV", "blob_cid", "deleted", "integer", "invalid", "live", "record_table", "ref_uri",
+           "self_labels", "stats_table", "strings", "text", "timestamp", "tombstone", "twin_row",
+           "wrong_repo"]
+
+REV: Final = 'text COLLATE "C"'  # TIDs compare byte-wise
+
+
+def record_table(name: str, *columns: Column, key: str = "uri", repo: str = "did",
+                 tracked: tuple[str, ...] = (), actors: tuple[str, ...] | None = None) -> Table:
+    """A table of one record kind: `uri, <repo>, rkey, rev, cid`, then the record's columns.
+
+    Args:
+        key: "uri", or the repo column for one-per-repo records (rkey `self`).
+        repo: the column holding the repo's DID (a post's is its community).
+        actors: DIDs to register in `identities` (default: the repo).
+    """
+    head = (Column("uri"), Column(repo), Column("rkey"), Column("rev", REV), Column("cid"))
+    return Table(name=name, key=(key,), columns=head + columns, tracked=tracked,
+                 actors=(repo,) if actors is None else actors, repo=repo)
+
+
+def stats_table(name: str, *columns: Column, twin: Table, tracked: tuple[str, ...] = ()) -> Table:
+    """The narrow twin of a record table holding its counters and sort keys (sql/0005):
+    `uri, <repo>, rev`, then `columns`; merged with the same rev as its record."""
+    assert twin.repo is not None
+    head = (Column("uri"), Column(twin.repo), Column("rev", REV))
+    return Table(name=name, key=("uri",), columns=head + columns, tracked=tracked, repo=twin.repo,
+                 twin_of=twin.name)
+
+
+def twin_row(table: Table, event: Event, *values: Any, deleted: bool = False) -> RowOp:
+    """A stats twin's row: `uri, repo, rev`, then `values` (None for a delete)."""
+    if deleted:
+        values = (None,) * (len(table.columns) - 3)
+    return RowOp(table, (event.uri, event.did, event.rev, *values, deleted))
+
+
+def live(table: Table, event: Event, *values: Any) -> RowOp:
+    """The row of a create or update: the record table's head from the event, then `values`."""
+    return RowOp(table, (event.uri, event.did, event.rkey, event.rev, event.cid, *values, False))
+
+
+def deleted(table: Table, event: Event, **known: Any) -> RowOp:
+    """The tombstone row of a delete (only the head, and any `known` columns, are set)."""
+    return RowOp(table, tombstone(table, uri=event.uri, rkey=event.rkey, rev=event.rev,
+                                  **{table.repo or "did": event.did}, **known))
 
 
 def invalid(field: str, rule: str) -> RejectedEvent:

@@ -30,7 +30,7 @@ def read_lines(path: Path) -> Iterator[bytes]:
     if path.suffix == ".zst":
         with path.open("rb") as raw:
             reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            yield from io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+            yield from io.BufferedReader(reader, buffer_size=1 << 20)
     else:
         with path.open("rb", buffering=1 << 20) as handle:
             yield from handle

@@ -11,8 +11,7 @@ import pytest
 import trio
 from prometheus_client import REGISTRY
 
-from engine.batcher import Batch
-from engine.db import Database, open_bridge, open_database
+from engine.db import open_bridge, open_database
 from engine.errors import RejectedEvent
 from engine.migrate import apply_migrations
 from engine.decode import decode_jetstream
