@@ -33,13 +33,14 @@ from .auth import DidResolver, ServiceAuthVerifier
 from .cursors import CursorCodec
 from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
                      XrpcError, error_response)
-from .limits import CLOSE, MAX_BODY_BYTES, refuse_oversized_request
+from .limits import CLOSE, refuse_oversized_request
 from .ratelimit import RateLimiter
 from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
 
 __all__ = ["build_router", "create_app"]
 
 LOGGER = logging.getLogger(__name__)
+MAX_BODY_BYTES: Final = 1024 * 1024  # queries carry no body; this bounds what we read at all
 _CORS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, atproto-proxy, atproto-accept-labelers",

@@ -1,5 +1,5 @@
-"""Request size limits: a body over MAX_BODY_BYTES is 413, headers over MAX_HEADER_BYTES are 431,
-both with the XRPC error envelope, before any method runs.
+"""Request size limits: a body over the app's MAX_CONTENT_LENGTH is 413, headers over
+MAX_HEADER_BYTES are 431, both with the XRPC error envelope, before any method runs.
 
 Two layers enforce them. Hypercorn's HTTP/1 parser refuses a header block it cannot complete
 within H11_MAX_INCOMPLETE_BYTES (a bare 431 without a body: the app never sees that request);
@@ -18,10 +18,8 @@ from quart import request
 
 from .errors import PayloadTooLarge, RequestHeaderFieldsTooLarge
 
-__all__ = ["CLOSE", "H11_MAX_INCOMPLETE_BYTES", "MAX_BODY_BYTES", "MAX_HEADER_BYTES",
-           "refuse_oversized_request"]
+__all__ = ["CLOSE", "H11_MAX_INCOMPLETE_BYTES", "MAX_HEADER_BYTES", "refuse_oversized_request"]
 
-MAX_BODY_BYTES: Final = 1024 * 1024  # queries carry no body; this bounds what we read at all
 # A service-auth JWT is ~0.5-1 KiB and XRPC calls carry a handful of headers; nginx's default
 # allows 8 KiB per line. 16 KiB in total is far above any real call.
 MAX_HEADER_BYTES: Final = 16 * 1024

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from api.app import MAX_BODY_BYTES
+from api.limits import MAX_HEADER_BYTES
 
 from .conftest import Scenario
 from .live import forum, live_api
