@@ -1,8 +1,10 @@
 """The API application: every blueprint, hook and error handler, assembled in one place.
 
-    create_app(config, db, resolver) -> QuartTrio
+    create_app(config, db, resolver, writes=…) -> QuartTrio
         /xrpc/<nsid>           the XRPC queries of community, feed, comment, post, actor,
-                               aggregator (api/xrpc.py dispatches; one module per NSID group)
+                               aggregator (api/xrpc.py dispatches; one module per NSID group),
+                               and the procedures: community_write, post_write, blob (through
+                               the PDS) and client_writes (answered WriteToYourPDS)
         /xrpc/_health          database and ingestion health (api/health.py)
         /.well-known/did.json  this AppView's did:web document (api/wellknown.py)
         /metrics               Prometheus (api/metrics.py)
@@ -27,20 +29,23 @@ from engine.db import Database
 from engine.errors import DatabaseError, DatabaseUnavailable
 from engine.lexicon import Lexicons, load_default
 
-from . import (actor, aggregator, comment, community, feed, health, metrics, openapi, post,
-               request_id, wellknown)
+from . import (actor, aggregator, blob, client_writes, comment, community, community_write, feed, health,
+               metrics, openapi, post, post_write, request_id, wellknown)
 from .auth import DidResolver, ServiceAuthVerifier
 from .cursors import CursorCodec
 from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
                      XrpcError, error_response)
 from .limits import CLOSE, refuse_oversized_request
 from .ratelimit import RateLimiter
+from .writes import Writes
 from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
 
 __all__ = ["build_router", "create_app"]
 
 LOGGER = logging.getLogger(__name__)
-MAX_BODY_BYTES: Final = 1024 * 1024  # queries carry no body; this bounds what we read at all
+# Queries carry no body; the largest body is a blob upload (api/blob.py). JSON procedure inputs
+# have their own, smaller cap (api/xrpc.py JSON_INPUT_MAX_BYTES).
+MAX_BODY_BYTES: Final = blob.BLOB_MAX_BYTES
 _CORS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, atproto-proxy, atproto-accept-labelers",
@@ -57,18 +62,21 @@ def build_router(config: Config, lexicons: Lexicons | None = None) -> XrpcRouter
     """Every XRPC query we serve, compiled against the lexicons, with the rate limits."""
     return XrpcRouter(
         (community.queries, feed.queries, comment.queries, post.queries, actor.queries,
-         aggregator.queries),
+         aggregator.queries, community_write.procedures, post_write.procedures, blob.procedures,
+         client_writes.procedures),
         lexicons or load_default(),
         limits={OVERALL_BUCKET: config.rate_limit_per_minute,
                 comment.COMMENTS_BUCKET: config.rate_limit_comments_per_minute})
 
 
 def create_app(config: Config, db: Database, resolver: DidResolver, *,
-               limiter: RateLimiter | None = None) -> QuartTrio:
+               limiter: RateLimiter | None = None, writes: Writes | None = None) -> QuartTrio:
     """The API over `db`, verifying callers' tokens with DID documents from `resolver`.
 
     Args:
         limiter: the rate-limit state (tests pass one with a fake clock).
+        writes: the write path (api/writes.py open_writes); without it the write procedures
+            answer 404 MethodNotImplemented.
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -77,7 +85,7 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
         config=config, db=db, cursors=CursorCodec(config.cursor_secret),
         verifier=ServiceAuthVerifier(resolver, audience=config.service_did,
                                      skip_verify=config.auth_skip_verify),
-        limiter=limiter or RateLimiter())
+        limiter=limiter or RateLimiter(), writes=writes)
     router = build_router(config, lexicons)
 
     app.register_blueprint(router.blueprint(api))

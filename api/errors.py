@@ -10,10 +10,11 @@
     ├── NotFound                 404  the subject (post, community, actor…) does not exist for you
     ├── MethodNotImplemented     404  no such XRPC method here
     ├── MethodNotAllowed         405  the method exists, but not for this HTTP method
+    ├── Conflict                 409  the write lost a race (NameTaken, InvalidSwap)
     ├── PayloadTooLarge          413  the request body is too big
     ├── RequestHeaderFieldsTooLarge 431  the request's header fields are too big
     ├── RateLimitExceeded        429  the client used its budget; carries the rate-limit headers
-    ├── UpstreamFailure          502  a service we depend on failed (for later use)
+    ├── UpstreamFailure          502  a service we depend on failed (the PDS answered 5xx)
     └── ServiceUnavailable       503  Postgres is unreachable or the service is shutting down
 
 Client faults are 4xx and carry what was wrong; 5xx never describe internals.
@@ -28,9 +29,9 @@ from quart import Response
 
 __all__ = [
     "AuthenticationRequired", "ExpiredToken", "Forbidden", "InvalidCursor", "InvalidRequest",
-    "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound", "PayloadTooLarge",
-    "RateLimitExceeded", "RequestHeaderFieldsTooLarge", "ServiceUnavailable", "UpstreamFailure",
-    "XrpcError", "error_response",
+    "Conflict", "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound",
+    "PayloadTooLarge", "RateLimitExceeded", "RequestHeaderFieldsTooLarge", "ServiceUnavailable",
+    "UpstreamFailure", "XrpcError", "error_response",
 ]
 
 
@@ -110,6 +111,12 @@ class MethodNotAllowed(XrpcError):
     """The method exists but not for this HTTP method; `Allow` lists the ones it takes."""
 
     STATUS, ERROR = 405, "MethodNotAllowed"
+
+
+class Conflict(XrpcError):
+    """The write lost a race: the name was taken, or the record changed since it was read."""
+
+    STATUS, ERROR = 409, "Conflict"
 
 
 class PayloadTooLarge(XrpcError):

@@ -2,7 +2,8 @@
 
 Every served query (aliases too) becomes `GET /xrpc/<nsid>`: its parameters from the lexicon's
 `params` def (arrays as repeated keys: form style, exploded), its 200 body from the `output`
-schema, with every lexicon def it references under `components.schemas` (`social.coves.feed.defs
+schema; every procedure becomes `POST /xrpc/<nsid>` with its `input` schema as the JSON request
+body (a blob upload: raw bytes of the accepted image types), with every lexicon def it references under `components.schemas` (`social.coves.feed.defs
 #feedViewPost` → `social.coves.feed.defs.feedViewPost`). Open unions become plain objects (any
 `$type` may appear); lengths are left out (lexicons count bytes and graphemes, JSON Schema
 counts code points). Served at /openapi.json; `coves openapi --out FILE` writes it, and the
@@ -36,6 +37,18 @@ _ERRORS: Final = {
     "404": "Subject not found, or unknown method (NotFound, MethodNotImplemented, …)",
     "429": "Rate limit exceeded (RateLimitExceeded); see the RateLimit-* and Retry-After headers",
     "503": "Database unreachable (ServiceUnavailable)",
+}
+# Procedures answer these as well.
+_WRITE_ERRORS: Final = {
+    "400": "Invalid input, a content rule, or a client-written record (InvalidRequest, "
+           "ContentRuleViolation, InvalidContent, InvalidName, InvalidBlob, InvalidMimeType, "
+           "WriteToYourPDS)",
+    "403": "Authenticated, but not allowed (NotAuthorized)",
+    "409": "Lost a race (NameTaken, InvalidSwap)",
+    "413": "Request body too large (PayloadTooLarge, BlobTooLarge)",
+    "502": "The PDS failed (UpstreamFailure); nothing was written",
+    "503": "The PDS or the database is unavailable (PdsUnavailable, ServiceUnavailable); "
+           "nothing was written",
 }
 
 
@@ -121,9 +134,23 @@ def _parameter(param: Param) -> dict[str, Any]:
             "style": "form", "explode": True}
 
 
-def _error_responses() -> dict[str, Any]:
+def _error_responses(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    errors = {**_ERRORS, **(extra or {})}
     return {status: {"description": text, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/XrpcError"}}}} for status, text in _ERRORS.items()}
+        "schema": {"$ref": "#/components/schemas/XrpcError"}}}} for status, text in sorted(errors.items())}
+
+
+def _request_body(defn: Mapping[str, Any], nsid: str, convert: _Converter) -> dict[str, Any] | None:
+    declared = defn.get("input") or {}
+    schema = declared.get("schema")
+    if schema is not None:
+        return {"required": True, "content": {"application/json": {
+            "schema": convert.node(schema, nsid)}}}
+    if declared.get("encoding"):
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"required": True, "content": {kind: binary for kind in
+                                              ("image/jpeg", "image/png", "image/webp")}}
+    return None
 
 
 def build_openapi(router: XrpcRouter, lexicons: Lexicons) -> dict[str, Any]:
@@ -140,14 +167,18 @@ def build_openapi(router: XrpcRouter, lexicons: Lexicons) -> dict[str, Any]:
             "summary": defn.get("description", nsid),
             "parameters": [_parameter(param) for param in method.params.params],
             "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": body}}}, **_error_responses()},
+                "schema": body}}}, **_error_responses(
+                    _WRITE_ERRORS if method.kind == "procedure" else None)},
         }
+        request_body = _request_body(defn, method.nsid, convert) if method.kind == "procedure" else None
+        if request_body is not None:
+            operation["requestBody"] = request_body
         if nsid != method.nsid:
             operation["description"] = f"Alias of {method.nsid} (the route Coves' server uses)."
         if method.auth != "none":
             operation["security"] = ([{"serviceAuth": []}] if method.auth == "required"
                                      else [{}, {"serviceAuth": []}])
-        paths[f"/xrpc/{nsid}"] = {"get": operation}
+        paths[f"/xrpc/{nsid}"] = {"get" if method.kind == "query" else "post": operation}
     paths["/xrpc/_health"] = {"get": {"operationId": "_health", "summary": "Health of the API and ingestion",
                                       "responses": {"200": {"description": "Healthy"},
                                                     "503": {"description": "Database unreachable or ingestion lagging"}}}}
@@ -161,7 +192,8 @@ def build_openapi(router: XrpcRouter, lexicons: Lexicons) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Coves AppView XRPC API", "version": API_VERSION,
-                 "description": "Read API of the Coves forum, generated from its lexicons."},
+                 "description": "XRPC API of the Coves forum (reads, and the writes that go "
+                                "through the AppView), generated from its lexicons."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"serviceAuth": {
             "type": "http", "scheme": "bearer", "bearerFormat": "atproto service-auth JWT"}}},

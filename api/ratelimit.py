@@ -64,17 +64,18 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, TTLCache[str, _Window]] = {}
 
-    def hit(self, bucket: str, client: str, limit: int) -> Decision:
-        """Count one request of `client` against `bucket`'s `limit` per minute."""
+    def hit(self, bucket: str, client: str, limit: int, *, window_s: float = WINDOW_S) -> Decision:
+        """Count one request of `client` against `bucket`'s `limit` per window (a minute unless
+        `window_s` says otherwise; one bucket always uses the same window)."""
         windows = self._buckets.get(bucket)
         if windows is None:
-            windows = self._buckets[bucket] = TTLCache(MAX_TRACKED_CLIENTS, WINDOW_S, timer=self._clock)
+            windows = self._buckets[bucket] = TTLCache(MAX_TRACKED_CLIENTS, window_s, timer=self._clock)
         now = self._clock()
         window = windows.get(client)
-        if window is None or now - window.started >= WINDOW_S:
+        if window is None or now - window.started >= window_s:
             window = _Window(now, 0)
             windows[client] = window  # the entry expires with its window
-        reset_s = max(1, math.ceil(window.started + WINDOW_S - now))
+        reset_s = max(1, math.ceil(window.started + window_s - now))
         if window.count >= limit:
             return Decision(False, limit, 0, reset_s)
         window.count += 1

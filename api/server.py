@@ -15,13 +15,15 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from engine.config import Config
+from engine.config import SETTINGS, Config
 from engine.db import Database
 from engine.errors import ConfigError
 
 from .app import create_app
 from .auth import DidResolver
 from .limits import H11_MAX_INCOMPLETE_BYTES
+from .ratelimit import RateLimiter
+from .writes import Writes
 
 __all__ = ["GRACEFUL_TIMEOUT_S", "check_api_config", "serve_api"]
 
@@ -48,6 +50,10 @@ def check_api_config(config: Config) -> None:
     if config.cursor_secret is None:
         problems.append("CURSOR_SECRET is required in production to serve the API: cursors must "
                         "survive restarts and work across API processes")
+    for setting in SETTINGS:
+        if setting.production == "api" and getattr(config, setting.field) in (None, ""):
+            problems.append(f"{setting.env} is required in production to serve the API: "
+                            f"{setting.help}")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
@@ -57,13 +63,14 @@ def _bind(host: str, port: int) -> str:
 
 
 async def serve_api(config: Config, db: Database, resolver: DidResolver, *,
+                    writes: Writes | None = None, limiter: RateLimiter | None = None,
                     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the XRPC API on API_HOST:API_PORT until `shutdown_trigger` returns or cancelled.
 
     `task_status.started(urls)` once listening (the bound URLs: API_PORT=0 picks a free port).
     """
-    app = create_app(config, db, resolver)
+    app = create_app(config, db, resolver, writes=writes, limiter=limiter)
     hyper = HyperConfig()
     hyper.bind = [_bind(config.api_host, config.api_port)]
     hyper.accesslog = None  # requests are counted in metrics, not logged one by one

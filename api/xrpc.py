@@ -1,4 +1,4 @@
-"""XRPC methods: the `query` decorator, the per-request `Call`, and the dispatcher.
+"""XRPC methods: the `query` and `procedure` decorators, the per-request `Call`, the dispatcher.
 
 Each NSID group module (community.py, feed.py, …) owns a `Queries` and declares its handlers:
 
@@ -13,6 +13,12 @@ rules come from the lexicon's `params` def, never from hand-written checks — a
 404 MethodNotImplemented; wrong HTTP method: 405), parses parameters (400 on bad input),
 resolves the caller (auth none | optional | required), runs the handler and renders its body.
 A handler parses nothing itself: it calls one view function and returns what it gives.
+
+Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their caller is
+resolved *before* the body is read (a required token missing is 401 whatever the body), then the
+body is read within its cap (JSON: JSON_INPUT_MAX_BYTES, blobs: the app's MAX_CONTENT_LENGTH;
+beyond: 413) and a JSON body is checked against the lexicon's `input` schema (400 naming the
+field). The handler gets it as `call.input`.
 """
 
 from __future__ import annotations
@@ -22,26 +28,32 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
 import orjson
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, current_app, g, request
 
 from engine.config import Config
 from engine.db import Database
-from engine.lexicon import Lexicons
+from engine.lexicon import Lexicons, LexiconViolation
 
 from .auth import ServiceAuthVerifier, bearer_token
 from .cursors import CursorCodec
-from .errors import AuthenticationRequired, MethodNotAllowed, MethodNotImplemented, RateLimitExceeded
+from .errors import (AuthenticationRequired, InvalidRequest, MethodNotAllowed, MethodNotImplemented,
+                     PayloadTooLarge, RateLimitExceeded)
 from .metrics import RATE_LIMITED, set_route
 from .params import Format, ParamSpec
 from .ratelimit import Decision, RateLimiter, client_address
 
-__all__ = ["OVERALL_BUCKET", "ApiContext", "AuthMode", "Body", "Call", "Queries", "RawJson",
-           "XrpcRouter", "rate_limit_headers"]
+__all__ = ["JSON_INPUT_MAX_BYTES", "OVERALL_BUCKET", "ApiContext", "AuthMode", "Body", "Call",
+           "InputKind", "Queries", "RawJson", "XrpcRouter", "rate_limit_headers"]
 
 AuthMode = Literal["none", "optional", "required"]
+InputKind = Literal["none", "json", "blob"]
 QUERY_METHODS: Final = ("GET", "HEAD")
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 OVERALL_BUCKET: Final = "overall"
+PROCEDURE_METHODS: Final = ("POST",)
+# A JSON procedure body: the largest record input (a post's 100 kB content, facets, embed) fits
+# many times over; anything larger is not a real client.
+JSON_INPUT_MAX_BYTES: Final = 256 * 1024
 UNKNOWN_ROUTE: Final = "unknown"
 
 
@@ -61,6 +73,7 @@ class ApiContext:
     cursors: CursorCodec
     verifier: ServiceAuthVerifier
     limiter: RateLimiter
+    writes: Any = None  # api/writes.py Writes: the write path's services (None: reads only)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +84,8 @@ class Call:
     params: dict[str, Any]
     viewer: str | None
     api: ApiContext
+    input: Any = None  # a procedure's checked JSON object, or a blob's bytes
+    content_type: str | None = None  # a blob procedure's Content-Type header
 
     @property
     def db(self) -> Database:
@@ -96,6 +111,8 @@ class QueryDef:
     aliases: tuple[str, ...]
     formats: Mapping[str, Format]
     bucket: str | None  # an extra, method-specific rate-limit bucket
+    kind: str = "query"  # or "procedure"
+    input: InputKind = "none"
 
 
 class Queries:
@@ -123,6 +140,19 @@ class Queries:
 
         return register
 
+    def procedure(self, nsid: str, *, auth: AuthMode = "required", input: InputKind = "json",
+                  formats: Mapping[str, Format] | None = None,
+                  bucket: str | None = None) -> Callable[[Handler], Handler]:
+        """Declare `nsid` as a POST procedure taking a JSON object (checked against the
+        lexicon's input schema) or a blob (raw bytes, `call.content_type`)."""
+
+        def register(handler: Handler) -> Handler:
+            self.defs.append(QueryDef(nsid, handler, auth, (), dict(formats or {}), bucket,
+                                      "procedure", input))
+            return handler
+
+        return register
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Method:
@@ -133,6 +163,9 @@ class Method:
     auth: AuthMode
     params: ParamSpec
     bucket: str | None
+    kind: str = "query"
+    input: InputKind = "none"
+    check_input: Callable[[object], None] | None = None
 
 
 class XrpcRouter:
@@ -155,12 +188,14 @@ class XrpcRouter:
         for group in groups:
             for item in group.defs:
                 defn = lexicons.def_for(item.nsid)
-                if defn.get("type") != "query":
-                    raise ValueError(f"{item.nsid} is not a query in our lexicons")
+                if defn.get("type") != item.kind:
+                    raise ValueError(f"{item.nsid} is not a {item.kind} in our lexicons")
                 if item.bucket is not None and item.bucket not in self._limits:
                     raise ValueError(f"{item.nsid}: no limit configured for bucket {item.bucket}")
+                check = lexicons.input_check(item.nsid) if item.input == "json" else None
                 method = Method(item.nsid, item.handler, item.auth,
-                                ParamSpec.from_lexicon(defn, item.formats), item.bucket)
+                                ParamSpec.from_lexicon(defn, item.formats), item.bucket,
+                                item.kind, item.input, check)
                 self.primary[item.nsid] = method
                 for name in (item.nsid, *item.aliases):
                     if name in self.methods:
@@ -185,14 +220,17 @@ class XrpcRouter:
         self._limit(api.limiter, OVERALL_BUCKET, client)
         if method is None:
             raise MethodNotImplemented(f"Method not implemented: {nsid}")
-        if request.method not in QUERY_METHODS:
-            raise MethodNotAllowed(f"{nsid} is a query: use GET",
-                                   headers={"Allow": ", ".join(QUERY_METHODS)})
+        allowed = QUERY_METHODS if method.kind == "query" else PROCEDURE_METHODS
+        if request.method not in allowed:
+            raise MethodNotAllowed(f"{nsid} is a {method.kind}: use {allowed[0]}",
+                                   headers={"Allow": ", ".join(allowed)})
         if method.bucket is not None:
             self._limit(api.limiter, method.bucket, client)
         params = method.params.parse(request.args)
         viewer = await _viewer(api.verifier, method, nsid)
-        body = await method.handler(Call(method.nsid, params, viewer, api))
+        data = await _read_input(method)
+        body = await method.handler(Call(method.nsid, params, viewer, api, data,
+                                         request.headers.get("Content-Type")))
         payload = body if isinstance(body, RawJson) else orjson.dumps(body)
         return Response(payload, content_type="application/json")
 
@@ -217,6 +255,36 @@ async def _viewer(verifier: ServiceAuthVerifier, method: Method, called: str) ->
             raise AuthenticationRequired(f"{method.nsid} requires authentication")
         return None
     return await verifier.verify(token, {method.nsid, called})
+
+
+async def _read_input(method: Method) -> Any:
+    """A procedure's body: bytes for a blob, a lexicon-checked object for JSON, else None."""
+    if method.input == "none":
+        return None
+    cap = JSON_INPUT_MAX_BYTES if method.input == "json" else current_app.config["MAX_CONTENT_LENGTH"]
+    declared = request.content_length
+    if declared is not None and declared > cap:
+        raise PayloadTooLarge(f"Request body larger than {cap} bytes")
+    raw = await request.get_data(cache=False, as_text=False)
+    if method.input == "blob":
+        return raw
+    if len(raw) > JSON_INPUT_MAX_BYTES:
+        raise PayloadTooLarge(f"JSON input larger than {JSON_INPUT_MAX_BYTES} bytes")
+    mime = (request.mimetype or "").lower()
+    if mime != "application/json":
+        raise InvalidRequest(f"{method.nsid} takes Content-Type application/json, not {mime or 'none'}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("Request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    if method.check_input is not None:
+        try:
+            method.check_input(value)
+        except LexiconViolation as exc:
+            raise InvalidRequest(f"Invalid input: {exc}") from None
+    return value
 
 
 def rate_limit_headers() -> dict[str, str]:

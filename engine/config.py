@@ -7,6 +7,8 @@ at start; a bad one raises ConfigError naming the variable and the accepted form
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import os
@@ -40,7 +42,9 @@ class Setting:
     help: str
     secret: bool = False
     # In production: "off" = must be unset or false (development shortcuts), "required" = must
-    # be set (secrets and identities the service cannot run safely without).
+    # be set (secrets and identities the service cannot run safely without), "api" = must be set
+    # where the API is served (checked by api/server.py's check_api_config, so an engine-only
+    # process does not need it).
     production: str | None = None
 
     @property
@@ -163,6 +167,24 @@ def _secret(value: str) -> str:
     return value
 
 
+def _aes_key(value: str) -> str:
+    # Checked here so a bad key stops every command at start; api/secretbox.py decodes it.
+    value = value.strip()
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4),
+                               altchars=b"-_" if ("-" in value or "_" in value) else None,
+                               validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"decodes to {len(raw)} bytes, not 32 (make one: openssl rand -base64 32)")
+    return value
+
+
+def _dids(value: str) -> frozenset[str]:
+    return frozenset(_did(item) for item in value.split(",") if item.strip())
+
+
 def _collections(value: str) -> tuple[str, ...]:
     items = tuple(item.strip() for item in value.split(",") if item.strip())
     if not items:
@@ -281,6 +303,24 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "getComments requests one client may make per minute (on top of the overall limit)."),
     Setting("HEALTH_MAX_LAG_S", "health_max_lag_s", _float_range(1, 86_400), "300",
             "seconds, 1..86400", "/xrpc/_health answers 503 when ingestion lags more than this."),
+    # ---- write path (api/: community.create, post.create, blob upload) ----
+    Setting("COVES_ENCRYPTION_KEY", "encryption_key", _aes_key, None,
+            "base64 of 32 random bytes (openssl rand -base64 32)",
+            "AES-256-GCM key of the community credentials stored in Postgres. Unset in "
+            "development: a key kept in COVES_DATA_DIR/encryption.key (production: required to "
+            "serve the API).", secret=True, production="api"),
+    Setting("COMMUNITY_CREATORS", "community_creators", _dids, None, "comma-separated DIDs",
+            "Only these DIDs may create communities. Unset: any authenticated caller."),
+    Setting("COMMUNITY_HANDLE_DOMAIN", "community_handle_domain", _domain, None, "a domain name",
+            "Community handles are c-{name}.{this}. Unset: the PDS's first availableUserDomains "
+            "entry (com.atproto.server.describeServer)."),
+    Setting("TRUSTED_AGGREGATORS", "trusted_aggregators", _dids, None, "comma-separated DIDs",
+            "Aggregators exempt from AGGREGATOR_POSTS_PER_HOUR (they still need an enabled "
+            "authorization)."),
+    Setting("AGGREGATOR_POSTS_PER_HOUR", "aggregator_posts_per_hour", _int_range(1, 100_000), "10",
+            "posts per hour, 1..100000", "Posts one aggregator may make per community and hour."),
+    Setting("PDS_TIMEOUT_S", "pds_timeout_s", _float_range(0.5, 120), "10", "seconds, 0.5..120",
+            "Time limit of one call to PDS_URL (writes, blob uploads, sessions)."),
 )
 
 
@@ -331,6 +371,12 @@ class Config:
     rate_limit_per_minute: int = 100
     rate_limit_comments_per_minute: int = 20
     health_max_lag_s: float = 300.0
+    encryption_key: str | None = None
+    community_creators: frozenset[str] | None = None
+    community_handle_domain: str | None = None
+    trusted_aggregators: frozenset[str] | None = None
+    aggregator_posts_per_hour: int = 10
+    pds_timeout_s: float = 10.0
 
     @property
     def production(self) -> bool:

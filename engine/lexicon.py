@@ -101,6 +101,22 @@ class Lexicons:
         except LexiconViolation as exc:
             raise exc.under(path) if path else exc
 
+    def input_check(self, nsid: str) -> Check:
+        """The check of a procedure's JSON `input` schema (compiled on first use).
+
+        Raises:
+            KeyError: no such def. ValueError: it is not a procedure with a JSON object input.
+        """
+        ref = _full_ref(nsid) + ":input"
+        check = self._checks.get(ref)
+        if check is None:
+            defn = self.def_for(nsid)
+            schema = defn.get("input", {}).get("schema") if defn["type"] == "procedure" else None
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                raise ValueError(f"{nsid} is not a procedure with a JSON object input")
+            check = self._checks[ref] = self._compile(schema, nsid)
+        return check
+
     def def_for(self, ref: str) -> Node:
         """The raw def behind `ref` (a bare NSID means its `main`). Raises KeyError if unknown."""
         return self._defs[_full_ref(ref)]

@@ -130,12 +130,15 @@ API_POOL_SIZE: Final = 8
 async def _serve_api(config: Config, url: str, stop: trio.Event, *,
                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """The XRPC API on its own pool, verifying tokens with DID documents from engine/identity,
-    until `stop` (then requests in flight finish)."""
+    until `stop` (then requests in flight finish). Its write procedures index what they wrote
+    through a writer connection of their own (api/optimistic.py)."""
     from api.server import serve_api
+    from api.writes import open_writes
 
     async with open_database(url, min_size=1, max_size=API_POOL_SIZE,
-                             application_name="coves-api") as db, open_identity(config) as identity:
-        await serve_api(config, db, identity.resolver, shutdown_trigger=stop.wait,
+                             application_name="coves-api") as db, open_identity(config) as identity, \
+            open_writer_database(url) as writer, open_writes(config, db, writer) as writes:
+        await serve_api(config, db, identity.resolver, writes=writes, shutdown_trigger=stop.wait,
                         task_status=task_status)
 
 

@@ -273,6 +273,14 @@ async def _write_part(connection: asyncpg.Connection, plan: WritePlan, entries: 
         late += _refused_events(entries, refused)
 
 
+async def write_once(db: Database, plan: WritePlan,
+                     batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+    """Commit one batch in a single attempt, through the same merge, recounts and lock as the
+    Writer (the API's read-after-write rows: a failure goes back to the request, not a retry
+    loop). Returns the events whose versions the merges refused."""
+    return await db.run(_write_batch, plan, batch)
+
+
 async def load_cursor(db: Database, source: str) -> int | None:
     """The committed cursor of `source`, or None if it never committed."""
     value: int | None = await db.fetchval("SELECT cursor FROM ingest_cursors WHERE source = $1", source)

@@ -120,7 +120,40 @@ def _pds_endpoint(did: str, services: list[Any]) -> str | None:
 def _signing_key(did: str, methods: list[Any]) -> str | None:
     entry = _entry_named(did, methods, _SIGNING_KEY)
     key = entry.get("publicKeyMultibase") if entry else None
-    return key if isinstance(key, str) and key else None
+    if not (isinstance(key, str) and key):
+        return None
+    kind = entry.get("type") if entry else None
+    codec = _LEGACY_KEY_TYPES.get(kind) if isinstance(kind, str) else None
+    return key if codec is None else _multikey_of_legacy(key, codec)
+
+
+# The legacy form of the #atproto key (atproto DID spec, "Legacy Representation"; still served by
+# older PLC software, e.g. @did-plc/server 0.0.1): the type names the curve and
+# publicKeyMultibase is base58btc of the bare key bytes — no multicodec, the point compressed or
+# not. We turn it into the current Multikey form (multicodec varint + compressed point), so
+# everything downstream reads one form.
+_LEGACY_KEY_TYPES: Final = {"EcdsaSecp256k1VerificationKey2019": b"\xe7\x01",
+                            "EcdsaSecp256r1VerificationKey2019": b"\x80\x24"}
+_B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _multikey_of_legacy(value: str, codec: bytes) -> str | None:
+    if not value.startswith("z") or any(char not in _B58 for char in value[1:]):
+        return None
+    number = 0
+    for char in value[1:]:
+        number = number * 58 + _B58.index(char)
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    if len(raw) == 65 and raw[0] == 4:  # uncompressed: 04 | x | y → (02|03 by y's parity) | x
+        raw = bytes([2 + (raw[64] & 1)]) + raw[1:33]
+    if len(raw) != 33 or raw[0] not in (2, 3):
+        return None
+    number = int.from_bytes(codec + raw, "big")
+    chars = []
+    while number:
+        number, remainder = divmod(number, 58)
+        chars.append(_B58[remainder])
+    return "z" + "".join(reversed(chars))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

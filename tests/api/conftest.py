@@ -7,6 +7,7 @@ DID documents the in-test resolver serves.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -106,3 +107,57 @@ def seed(writer_db: Database) -> Seed:
         return await ingest(writer_db, list(frames))
 
     return run
+
+
+# ---- the write path, over the session's real PDS (tests/pds) ----
+
+@dataclasses.dataclass
+class WriteWorld:
+    """A test client of an app with the write path, and what tests reach into."""
+
+    client: Client
+    writes: Any  # api.writes.Writes
+    resolver: KeyResolver
+    clock: FakeClock
+    pds_url: str
+
+    async def call(self, nsid: str, body: Any = None, *, caller: str | None = None,
+                   headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any]:
+        """POST a procedure as `caller` (a service-auth token of theirs): (status, JSON)."""
+        sent = dict(headers or {})
+        if caller is not None:
+            sent.update(self.resolver.bearer(caller, nsid))
+        if body is not None and "data" not in kwargs:
+            kwargs["json"] = body
+        response = await self.client.post(f"/xrpc/{nsid}", headers=sent, **kwargs)
+        return response.status_code, await response.get_json()
+
+
+WRITE_ENV = {"COMMUNITY_HANDLE_DOMAIN": "test",
+             "COVES_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+
+
+@pytest.fixture
+def make_write_world(db: Database, writer_db: Database, resolver: KeyResolver, clock: FakeClock,
+                     pds_network: Any) -> Callable[..., AbstractAsyncContextManager[WriteWorld]]:
+    """`async with make_write_world(**env) as world`: the API with writes to the session PDS."""
+    from api.writes import open_writes
+
+    @asynccontextmanager
+    async def open_world(**env: str) -> AsyncIterator[WriteWorld]:
+        settings = {"PDS_URL": pds_network.pds_urls[0], **WRITE_ENV, **env}
+        pds_url = settings["PDS_URL"]
+        config = api_config(**settings)
+        async with open_writes(config, db, writer_db, clock=clock) as writes:
+            app = create_app(config, db, resolver, limiter=RateLimiter(clock=clock), writes=writes)
+            async with app.test_app() as test_app:
+                yield WriteWorld(test_app.test_client(), writes, resolver, clock, pds_url)
+
+    return open_world
+
+
+@pytest.fixture
+async def world(make_write_world: Callable[..., AbstractAsyncContextManager[WriteWorld]]
+                ) -> AsyncIterator[WriteWorld]:
+    async with make_write_world() as opened:
+        yield opened

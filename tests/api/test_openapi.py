@@ -83,3 +83,18 @@ def test_real_server_serves_aliases_and_refuses_other_methods(live: LiveServer) 
         wrong = http.post("/xrpc/social.coves.feed.getDiscover")
         assert (wrong.status_code, wrong.json()["error"]) == (405, "MethodNotAllowed")
         assert http.get("/xrpc/_health").json()["status"] == "ok"
+
+
+def test_procedures_are_documented_as_posts_with_their_input() -> None:
+    create = DOCUMENT["paths"]["/xrpc/social.coves.community.post.create"]
+    assert set(create) == {"post"}
+    operation = create["post"]
+    assert operation["security"] == [{"serviceAuth": []}]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert "community" in body["required"] and "title" in body["properties"]
+    assert {"400", "401", "403", "409", "413", "502", "503"} <= set(operation["responses"])
+    upload = DOCUMENT["paths"]["/xrpc/social.coves.blob.uploadBlob"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"image/jpeg", "image/png", "image/webp"}
+    assert [p["name"] for p in upload["parameters"]] == ["community"]
+    vote = DOCUMENT["paths"]["/xrpc/social.coves.feed.vote.create"]["post"]
+    assert "security" not in vote  # answered WriteToYourPDS to anyone

@@ -50,6 +50,10 @@ class Commits:
         self._changed.set()
         self._changed = trio.Event()
 
+    async def changed(self) -> None:
+        """Wait for the next committed batch."""
+        await self._changed.wait()
+
     async def wait_for(self, condition: Callable[[], bool]) -> None:
         while not condition():
             await self._changed.wait()
@@ -68,7 +72,11 @@ async def start_engine(database_url: str, pds_url: str, **env: str) -> trio.Proc
     return await trio.lowlevel.open_process(
         [*COVES, "engine"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "DATABASE_URL": database_url, "FIREHOSE_URL": firehose_url(pds_url),
-             "METRICS_PORT": "0", "LOG_FORMAT": "json", **env})
+             "METRICS_PORT": "0", "LOG_FORMAT": "json",
+             # The forum's communities claim hostedBy did:web:localhost and carry no handle;
+             # checked, they become `unverified_host` rejects whenever the host verifier runs
+             # before the test ends (a flaky failure of no_rejects_no_drift). Not under test here.
+             "SKIP_DID_WEB_VERIFICATION": "true", **env})
 
 
 async def wait_connected(engine: trio.Process) -> None:
