@@ -136,7 +136,7 @@ class ServiceAuthVerifier:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError):  # PyJWT raises TypeError for a non-string `iss`
             raise _fail("malformed", "Token is not a well-formed JWT") from None
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGORITHMS:
@@ -203,8 +203,13 @@ class ServiceAuthVerifier:
             raise _fail("claims", f"Token claims refused: {exc}") from None
         except jwt.InvalidSignatureError:
             raise _BadSignature() from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError) as exc:
             raise _fail("malformed", f"Token refused: {exc}") from None
+        # PyJWT takes "exp": "1790000000" as a number; the spec's claims are numbers.
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise _fail("malformed", f"Token claim {name} is not a number")
         return claims
 
     async def _key(self, did: str) -> PublicKey:
