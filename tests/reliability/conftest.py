@@ -7,14 +7,12 @@ run the table is printed (the same rows as docs/RELIABILITY.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import trio
 
-from tests.conftest import TEMPLATE_DB, _admin, _counter, with_database
+from tests.conftest import fresh_database
 
 from .scenarios import REFERENCED, SCENARIOS, Outcome
 
@@ -98,9 +96,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture
 def oracle_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     """A second fresh, migrated database: where the clean run (the oracle) is written."""
-    name = f"coves_oracle_{os.getpid()}_{next(_counter)}"
-    trio.run(_admin, pg_admin_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    try:
-        yield with_database(pg_admin_url, name)
-    finally:
-        trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_admin_url, "coves_oracle") as url:
+        yield url

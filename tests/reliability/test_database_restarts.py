@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -29,15 +28,6 @@ RESTARTS = 5
 RESUME_LIMIT_S = 10.0
 ENGINE_ENV = {"BATCH_MAX_ROWS": "500", "BATCH_MAX_LATENCY_MS": "50", "JETSTREAM_REWIND_S": "0.05"}
 
-
-@pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A server of this test's own: it gets stopped, which must not disturb other tests."""
-    server = EmbeddedPostgres(tmp_path)
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 async def _read_cursor(url: str) -> int | None:
