@@ -28,7 +28,7 @@ SCENARIOS: Final[dict[str, str]] = {
     "upstream-stall": "emulator goes silent (connection open, pings answered)",
     "upstream-garbage": "a binary frame that is neither JSON nor zstd",
     "upstream-oversize": "a 5 MiB event (over the 4 MiB event cap, under the socket cap)",
-    "upstream-slow": "a server trickling 1 event per 150 ms with a 0.6 s idle timeout",
+    "upstream-slow": "a server trickling 1 event per 150 ms with a 2 s idle timeout",
     "upstream-restart-cursor": "every connection dropped at once (server restart); resume by cursor",
     "upstream-listener-restart": "the server's listener gone (connection refused) and back on the "
                                  "same port",
@@ -38,8 +38,8 @@ SCENARIOS: Final[dict[str, str]] = {
     # ---- API ----
     "api-schemathesis": "schemathesis, positive and negative generation, every operation of the "
                         "OpenAPI document against a real Hypercorn",
-    "api-body-limit": "request bodies over 1 MiB (Content-Length and chunked) to every kind of "
-                      "route",
+    "api-body-limit": "request bodies over the 6 MB limit (Content-Length and chunked) to every "
+                      "kind of route",
     "api-header-limit": "request headers over the limit (one big header; many headers)",
     # ---- security ----
     "jwt-attacks": "service-auth JWT attacks over HTTP on optional- and required-auth methods "
@@ -49,15 +49,21 @@ SCENARIOS: Final[dict[str, str]] = {
     "jwt-expiry": "expired, not-yet-valid and skewed tokens at the leeway's edges",
     "jwt-replay": "the same token presented twice: reads accept it until exp, single-use "
                   "verification (writes) refuses the second use",
-    "ratelimit-forwarded-for": "X-Forwarded-For / X-Real-IP / Forwarded from an untrusted peer over a "
-                               "real socket",
-    "ssrf-remote-fetches": "did:web issuers, community hostedBy and handles pointing at loopback, "
-                           "private, link-local and metadata addresses, and redirects to them, "
-                           "through the real identity wiring",
-    "sql-injection": "SQL-injection strings in every text parameter of every method",
-    "secrets-in-logs": "a `coves run` handling tokens, a password-bearing DATABASE_URL, "
-                       "CURSOR_SECRET and e-mails at debug level, plus failing commands and API "
-                       "error bodies, grepped for each secret",
+    "ratelimit-forwarded-for": "X-Forwarded-For / X-Real-IP / Forwarded and look-alikes from an "
+                               "untrusted peer, and through a trusted proxy, over real sockets "
+                               "from distinct 127.0.0.x addresses",
+    "ssrf-remote-fetches": "did:web issuers (resolver and API tokens), community hostedBy and "
+                           "handles naming loopback, private, link-local, metadata, CGN and "
+                           "IPv6-embedded addresses, redirects to them, and size/time/redirect "
+                           "caps, through the real identity wiring against a TLS server on "
+                           "127.0.0.1",
+    "sql-injection": "SQL-injection strings in every text parameter of every query of the "
+                     "OpenAPI document, over a real Hypercorn; every table fingerprinted before "
+                     "and after",
+    "secrets-in-logs": "`coves` commands (ok, database down, malformed URL and key, production "
+                       "check) and the API with its write path (writes ok, refused, PDS down; bad "
+                       "tokens) at debug level; output, log lines and error bodies grepped for "
+                       "each secret",
 }
 
 # Scenarios proved by tests outside this folder: id → where.
@@ -75,6 +81,8 @@ REFERENCED: Final[dict[str, str]] = {
                    "64 KiB cap, 5 s limit, pinned address + SNI",
     "ref-log-redaction": "tests/engine/test_logs.py: redaction of fields, values and tracebacks",
     "ref-openapi-fuzz": "tests/api/test_openapi.py: schemathesis, 25 positive examples per operation",
+    "ref-ratelimit": "tests/api/test_ratelimit.py, tests/e2e/test_ratelimit_e2e.py: budgets, "
+                     "windows, right-most untrusted X-Forwarded-For hop",
 }
 
 

@@ -53,7 +53,8 @@ def test_a_body_over_the_limit_is_413_and_the_connection_recovers(
         chunked = http.request(method, path, content=_chunks(2 * MAX_BODY_BYTES))
         _envelope(chunked, 413, "PayloadTooLarge")
         assert http.get(DISCOVER).status_code == 200
-    scenario.note(f"{method} {path}: 2 MiB announced → 413, 2 MiB chunked → 413, next call 200")
+    scenario.note(f"{method} {path}: {2 * MAX_BODY_BYTES:,} B announced → 413, chunked → 413, "
+                  "next call 200")
 
 
 @pytest.mark.scenario("api-body-limit")

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from engine.logs import configure_logging
 from tests import factories as f
 from tests.api.conftest import (WRITE_ENV, WriteWorld, clock, make_write_world,  # noqa: F401
-                                resolver)
+                                resolver)  # clock, resolver: fixtures make_write_world uses
 from tests.api.keys import AUDIENCE
 
 from .conftest import Scenario
