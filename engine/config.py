@@ -171,18 +171,32 @@ def _secret(value: str) -> str:
     return value
 
 
-def _aes_key(value: str) -> str:
-    # Checked here so a bad key stops every command at start; api/secretbox.py decodes it.
-    value = value.strip()
+AES_KEY_BYTES: Final = 32  # AES-256
+
+
+def parse_aes_key(text: str) -> bytes:
+    """Decode COVES_ENCRYPTION_KEY: standard or URL-safe base64 of exactly 32 bytes.
+
+    Raises:
+        ValueError: not base64, or not 32 bytes once decoded.
+    """
+    value = text.strip()
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4),
                                altchars=b"-_" if ("-" in value or "_" in value) else None,
                                validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("not base64") from None
-    if len(raw) != 32:
-        raise ValueError(f"decodes to {len(raw)} bytes, not 32 (make one: openssl rand -base64 32)")
-    return value
+    if len(raw) != AES_KEY_BYTES:
+        raise ValueError(f"decodes to {len(raw)} bytes, not {AES_KEY_BYTES} "
+                         "(make one with: openssl rand -base64 32)")
+    return raw
+
+
+def _aes_key(value: str) -> str:
+    # Checked here so a bad key stops every command at start; api/secretbox.py uses the bytes.
+    parse_aes_key(value)
+    return value.strip()
 
 
 def _dids(value: str) -> frozenset[str]:

@@ -12,6 +12,7 @@ Never call back into Trio from inside `fn`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ __all__ = ["Connection", "Database", "open_bridge", "open_database", "translate_
 P = ParamSpec("P")
 T = TypeVar("T")
 Connection = asyncpg.Connection
+LOGGER = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 10.0
 # A call slower than this counts in coves_db_slow_queries_total (DB_SLOW_QUERY_MS).
@@ -182,13 +184,28 @@ async def open_bridge() -> AsyncIterator[None]:
     transparent to callers (`except MigrationError` works as written).
     """
     try:
-        async with trio_asyncio.open_loop():
+        async with trio_asyncio.open_loop() as loop:
+            loop.set_exception_handler(_log_loop_error)
             yield
     except BaseExceptionGroup as group:
         leaf = _only_leaf(group)
         if leaf is None:
             raise
         raise leaf from leaf.__cause__  # keep its own cause, drop the group as context
+
+
+def _log_loop_error(loop: Any, context: dict[str, Any]) -> None:
+    """Log what asyncio reports outside any awaited call; never raise it.
+
+    trio-asyncio's default handler raises such reports into the loop's nursery, which ends the
+    program. asyncpg makes them while a server goes away ("Resetting connection with an active
+    transaction", a future's "exception was never retrieved") — the awaited call has already
+    failed with DatabaseUnavailable and the writer retries, so these are noise, not errors.
+    """
+    exception = context.get("exception")
+    LOGGER.warning("asyncio reported an error outside an awaited call", extra={
+        "asyncio_message": context.get("message", ""),
+        "error": f"{type(exception).__name__}: {exception}" if exception is not None else None})
 
 
 def _only_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

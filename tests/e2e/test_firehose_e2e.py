@@ -160,24 +160,26 @@ async def test_backfill_indexes_history_while_live_writes_go_on(
             await wait_connected(engine)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(drain, engine)
-                # Slow on purpose (2 requests/s, one at a time) so the live writes below land
-                # while it runs.
+                # Slow on purpose (1 request/s, one at a time: 7 repos take ≥ 7 s) so the live
+                # writes below land while it runs.
                 backfill = await trio.lowlevel.open_process(
                     [*COVES, "backfill"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                     env={**os.environ, "DATABASE_URL": database_url, "BACKFILL_URL": pds_url,
-                         "BACKFILL_RATE": "2", "BACKFILL_CONCURRENCY": "1", "METRICS_PORT": "0",
+                         "BACKFILL_RATE": "1", "BACKFILL_CONCURRENCY": "1", "METRICS_PORT": "0",
                          "LOG_FORMAT": "json"})
                 with trio.fail_after(60):
                     while not await db.fetchval(
                             "SELECT count(*) FROM backfill_repos WHERE state = 'done'"):
                         await trio.sleep(0.05)
                 # Live: new records, and changes to records the backfill has or has not read yet.
+                # The first one must land while repos are still waiting (checked right after it:
+                # the whole batch of writes can outlast the backfill on a loaded machine).
                 await forum.set_profile(next(iter(forum.communities)), "garden2")
-                await write_activity(forum, random.Random(8), posts=3, comments=10, votes=15,
-                                     churn=9)
                 assert await db.fetchval(
                     "SELECT count(*) FROM backfill_repos WHERE state <> 'done'") > 0, \
                     "the backfill finished before the live writes: nothing overlapped"
+                await write_activity(forum, random.Random(8), posts=3, comments=10, votes=15,
+                                     churn=9)
                 output = b""
                 with trio.fail_after(90):
                     assert backfill.stdout is not None
