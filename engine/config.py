@@ -66,6 +66,10 @@ def _url(*schemes: str) -> Callable[[str], str]:
         parts = urlsplit(value.strip())
         if parts.scheme not in schemes or not parts.netloc:
             raise ValueError(f"not a {'/'.join(schemes)} URL")
+        try:
+            parts.port  # noqa: B018 — a port that is not a number raises here, not at connect
+        except ValueError:
+            raise ValueError("its port is not a number") from None
         return value.strip()
 
     return parse
@@ -429,8 +433,12 @@ def describe_values(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _mask(value: str) -> str:
     # Keep a URL's scheme and host so operators can tell which database is meant.
     parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: shown masked like the rest
+        return "***"
     if parts.scheme and parts.hostname:
-        return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        return f"{parts.scheme}://***@{parts.hostname}{':' + str(port) if port else ''}{parts.path}"
     return "***"
 
 
