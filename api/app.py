@@ -11,8 +11,8 @@
         /openapi.json          the OpenAPI document generated from the lexicons (api/openapi.py)
 
 Every error leaves as the XRPC envelope `{"error", "message"}` (api/errors.py): our own
-XrpcErrors, HTTP errors from routing (404, 405, 413), an unreachable database (503), and — only
-for bugs — 500.
+XrpcErrors, HTTP errors from routing (404, 405, 413), oversized requests (413, 431: api/limits.py),
+an unreachable database (503), and — only for bugs — 500.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .auth import DidResolver, ServiceAuthVerifier
 from .cursors import CursorCodec
 from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
                      XrpcError, error_response)
+from .limits import CLOSE, refuse_oversized_request
 from .ratelimit import RateLimiter
 from .writes import Writes
 from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
@@ -95,6 +96,7 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
 
     app.before_request(request_id.assign_request_id)
     app.before_request(metrics.start_request)
+    app.before_request(refuse_oversized_request)
     app.after_request(_finish_response)
 
     app.register_error_handler(XrpcError, _xrpc_error)
@@ -123,7 +125,8 @@ async def _http_error(error: HTTPException) -> Response:
     if status == 405:
         return error_response(MethodNotAllowed(error.description or "Method not allowed"))
     if status == 413:
-        return error_response(PayloadTooLarge(f"Request body larger than {MAX_BODY_BYTES} bytes"))
+        return error_response(PayloadTooLarge(f"Request body larger than {MAX_BODY_BYTES} bytes",
+                                              headers=CLOSE))
     if status < 500:
         return error_response(InvalidRequest(error.description or "Bad request"))
     return await _unhandled_error(error)

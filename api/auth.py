@@ -11,6 +11,13 @@ signed with the issuer DID's `#atproto` key. We accept it when:
   * `exp` is in the future and `nbf`/`iat`, when present, are not (LEEWAY_S of clock skew).
 AUTH_SKIP_VERIFY=true (development only, refused in production) trusts `iss` without checking
 the signature; the claims are still checked.
+
+Replays. A query (a read) accepts the same token again until it expires: reads are idempotent,
+and clients reuse one getServiceAuth token for a page of reads. A procedure (a write) must call
+`verify(..., single_use=True)`: the token then needs a `jti` (the reference PDS puts a random
+nonce in every service-auth token) and each (issuer, jti) is accepted once until the token's
+`exp` + LEEWAY_S, remembered in this process's memory (REPLAY_CACHE_SIZE tokens in flight; with
+several API processes behind a load balancer, move it to Redis as the rate limits).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Callable, Collection
 from typing import Any, Final, Protocol
 
 import jwt
-from cachetools import TTLCache
+from cachetools import TLRUCache, TTLCache
 
 from .errors import ExpiredToken, InvalidToken
 from .metrics import AUTH_FAILURES, AUTH_VERIFICATIONS
@@ -36,6 +43,10 @@ ACCEPTED_ALGORITHMS: Final = frozenset({"ES256K", "ES256"})
 LEEWAY_S: Final = 30  # clock skew between the PDS that signed and us
 KEY_TTL_S: Final = 300  # a rotated key is seen within 5 min, or at once when a signature fails
 KEY_CACHE_SIZE: Final = 50_000  # DIDs; ~200 B each
+# Single-use tokens still within their lifetime (~60 s from the reference PDS): 100k of them is
+# over 1,600 writes a second, far above what the write path takes. ~150 B each. A full cache
+# forgets the entry closest to expiry first.
+REPLAY_CACHE_SIZE: Final = 100_000
 
 
 class DidDocumentLike(Protocol):
@@ -104,21 +115,28 @@ class ServiceAuthVerifier:
         self._skip_verify = skip_verify
         self._clock = clock
         self._keys: TTLCache[str, PublicKey] = TTLCache(KEY_CACHE_SIZE, KEY_TTL_S, timer=clock)
+        # (issuer, jti) → the token's exp; kept until exp + LEEWAY_S, after which it is refused
+        # as expired anyway.
+        self._spent: TLRUCache[tuple[str, str], float] = TLRUCache(
+            REPLAY_CACHE_SIZE, lambda _key, exp, _now: exp + LEEWAY_S, timer=clock)
 
-    async def verify(self, token: str, lxm: Collection[str]) -> str:
+    async def verify(self, token: str, lxm: Collection[str], *, single_use: bool = False) -> str:
         """The caller's DID, once `token` proves it for one of the method names `lxm`.
 
         A method served under an alias accepts tokens for either name.
 
+        Args:
+            single_use: refuse a token presented before (procedures; see the module docstring).
+
         Raises:
             InvalidToken: malformed, wrong algorithm, unresolvable issuer, bad signature, wrong
-                `aud` or `lxm`.
+                `aud` or `lxm`; with `single_use`, no `jti` or one already used.
             ExpiredToken: past `exp`, or before `nbf`/`iat`.
         """
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError):  # PyJWT raises TypeError for a non-string `iss`
             raise _fail("malformed", "Token is not a well-formed JWT") from None
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGORITHMS:
@@ -135,8 +153,20 @@ class ServiceAuthVerifier:
         if not isinstance(called, str) or called not in lxm:
             raise _fail("lxm", f"Token is for method {called!r}, not "
                                f"{' or '.join(sorted(lxm))}")
+        if single_use:
+            self._spend(did, claims)
         AUTH_VERIFICATIONS.labels("ok").inc()
         return did
+
+    def _spend(self, did: str, claims: dict[str, Any]) -> None:
+        """Accept this (issuer, jti) once; a second presentation is a replay."""
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise _fail("replay", "This method needs a single-use token with a jti")
+        key = (did, jti)
+        if key in self._spent:
+            raise _fail("replay", "Token was already used")
+        self._spent[key] = float(claims["exp"])
 
     async def _verified_claims(self, token: str, did: str, alg: str) -> dict[str, Any]:
         key = await self._key(did)
@@ -173,8 +203,13 @@ class ServiceAuthVerifier:
             raise _fail("claims", f"Token claims refused: {exc}") from None
         except jwt.InvalidSignatureError:
             raise _BadSignature() from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError) as exc:
             raise _fail("malformed", f"Token refused: {exc}") from None
+        # PyJWT takes "exp": "1790000000" as a number; the spec's claims are numbers.
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise _fail("malformed", f"Token claim {name} is not a number")
         return claims
 
     async def _key(self, did: str) -> PublicKey:

@@ -12,6 +12,7 @@
     ├── MethodNotAllowed         405  the method exists, but not for this HTTP method
     ├── Conflict                 409  the write lost a race (NameTaken, InvalidSwap)
     ├── PayloadTooLarge          413  the request body is too big
+    ├── RequestHeaderFieldsTooLarge 431  the request's header fields are too big
     ├── RateLimitExceeded        429  the client used its budget; carries the rate-limit headers
     ├── UpstreamFailure          502  a service we depend on failed (the PDS answered 5xx)
     └── ServiceUnavailable       503  Postgres is unreachable or the service is shutting down
@@ -28,8 +29,9 @@ from quart import Response
 
 __all__ = [
     "AuthenticationRequired", "ExpiredToken", "Forbidden", "InvalidCursor", "InvalidRequest",
-    "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound", "Conflict", "PayloadTooLarge",
-    "RateLimitExceeded", "ServiceUnavailable", "UpstreamFailure", "XrpcError", "error_response",
+    "Conflict", "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound",
+    "PayloadTooLarge", "RateLimitExceeded", "RequestHeaderFieldsTooLarge", "ServiceUnavailable",
+    "UpstreamFailure", "XrpcError", "error_response",
 ]
 
 
@@ -121,6 +123,12 @@ class PayloadTooLarge(XrpcError):
     """The request body is larger than the method accepts."""
 
     STATUS, ERROR = 413, "PayloadTooLarge"
+
+
+class RequestHeaderFieldsTooLarge(XrpcError):
+    """The request's header fields are larger than we accept."""
+
+    STATUS, ERROR = 431, "RequestHeaderFieldsTooLarge"
 
 
 class RateLimitExceeded(XrpcError):

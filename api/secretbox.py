@@ -15,7 +15,6 @@ than a bare authentication error; re-encrypting rows under a new key is not auto
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -26,11 +25,13 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from engine.config import AES_KEY_BYTES, parse_aes_key
+
 __all__ = ["KEY_BYTES", "KeyMismatch", "SecretBox", "SecretBoxError", "load_or_create_dev_key",
            "parse_key"]
 
 LOGGER = logging.getLogger(__name__)
-KEY_BYTES: Final = 32  # AES-256
+KEY_BYTES: Final = AES_KEY_BYTES
 NONCE_BYTES: Final = 12  # 96 bits: GCM's native nonce size
 VERSION: Final = b"\x01"
 DEV_KEY_FILE: Final = "encryption.key"
@@ -44,23 +45,8 @@ class KeyMismatch(SecretBoxError):
     """The value was sealed under another key than COVES_ENCRYPTION_KEY."""
 
 
-def parse_key(text: str) -> bytes:
-    """Decode COVES_ENCRYPTION_KEY: standard or URL-safe base64 of exactly 32 bytes.
-
-    Raises:
-        ValueError: not base64, or not 32 bytes once decoded.
-    """
-    value = text.strip()
-    try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4),
-                               altchars=b"-_" if ("-" in value or "_" in value) else None,
-                               validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64") from None
-    if len(raw) != KEY_BYTES:
-        raise ValueError(f"decodes to {len(raw)} bytes, not {KEY_BYTES} "
-                         "(make one with: openssl rand -base64 32)")
-    return raw
+# One decoder for the setting's check at start and for the key in use.
+parse_key = parse_aes_key
 
 
 def load_or_create_dev_key(data_dir: Path) -> bytes:

@@ -21,6 +21,7 @@ from engine.errors import ConfigError
 
 from .app import create_app
 from .auth import DidResolver
+from .limits import H11_MAX_INCOMPLETE_BYTES
 from .ratelimit import RateLimiter
 from .writes import Writes
 
@@ -76,5 +77,6 @@ async def serve_api(config: Config, db: Database, resolver: DidResolver, *,
     hyper.errorlog = logging.getLogger("hypercorn.error")  # through our log set-up, once
     hyper.graceful_timeout = GRACEFUL_TIMEOUT_S
     hyper.keep_alive_timeout = KEEP_ALIVE_S
+    hyper.h11_max_incomplete_size = H11_MAX_INCOMPLETE_BYTES
 
     await serve(app, hyper, shutdown_trigger=shutdown_trigger, task_status=task_status)

@@ -14,8 +14,8 @@ rules come from the lexicon's `params` def, never from hand-written checks — a
 resolves the caller (auth none | optional | required), runs the handler and renders its body.
 A handler parses nothing itself: it calls one view function and returns what it gives.
 
-Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their caller is
-resolved *before* the body is read (a required token missing is 401 whatever the body), then the
+Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their token is
+single-use (a second presentation is 401) and their caller is resolved *before* the body is read (a required token missing is 401 whatever the body), then the
 body is read within its cap (JSON: JSON_INPUT_MAX_BYTES, blobs: the app's MAX_CONTENT_LENGTH;
 beyond: 413) and a JSON body is checked against the lexicon's `input` schema (400 naming the
 field). The handler gets it as `call.input`.
@@ -254,7 +254,9 @@ async def _viewer(verifier: ServiceAuthVerifier, method: Method, called: str) ->
         if method.auth == "required":
             raise AuthenticationRequired(f"{method.nsid} requires authentication")
         return None
-    return await verifier.verify(token, {method.nsid, called})
+    # A write token is single-use (api/auth.py): a replayed write would repeat its effect.
+    return await verifier.verify(token, {method.nsid, called},
+                                 single_use=method.kind == "procedure")
 
 
 async def _read_input(method: Method) -> Any:

@@ -49,7 +49,7 @@ class Batch:
         source: cursor key of the source (e.g. "jetstream").
         id: correlation id of the batch in log lines (`batch=`).
         rows: staged rows per table, in arrival order.
-        events: the events that produced rows, with their rows (to retry them one by one if the
+        events: the events that produced rows, with their rows (to retry them in parts if the
             batch fails, and to name the event behind a refused version).
         rejects: rows for ingest_rejects.
         cursor: position of the last event added (None: no position to store).

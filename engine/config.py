@@ -66,6 +66,10 @@ def _url(*schemes: str) -> Callable[[str], str]:
         parts = urlsplit(value.strip())
         if parts.scheme not in schemes or not parts.netloc:
             raise ValueError(f"not a {'/'.join(schemes)} URL")
+        try:
+            parts.port  # noqa: B018 — a port that is not a number raises here, not at connect
+        except ValueError:
+            raise ValueError("its port is not a number") from None
         return value.strip()
 
     return parse
@@ -167,18 +171,32 @@ def _secret(value: str) -> str:
     return value
 
 
-def _aes_key(value: str) -> str:
-    # Checked here so a bad key stops every command at start; api/secretbox.py decodes it.
-    value = value.strip()
+AES_KEY_BYTES: Final = 32  # AES-256
+
+
+def parse_aes_key(text: str) -> bytes:
+    """Decode COVES_ENCRYPTION_KEY: standard or URL-safe base64 of exactly 32 bytes.
+
+    Raises:
+        ValueError: not base64, or not 32 bytes once decoded.
+    """
+    value = text.strip()
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4),
                                altchars=b"-_" if ("-" in value or "_" in value) else None,
                                validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("not base64") from None
-    if len(raw) != 32:
-        raise ValueError(f"decodes to {len(raw)} bytes, not 32 (make one: openssl rand -base64 32)")
-    return value
+    if len(raw) != AES_KEY_BYTES:
+        raise ValueError(f"decodes to {len(raw)} bytes, not {AES_KEY_BYTES} "
+                         "(make one with: openssl rand -base64 32)")
+    return raw
+
+
+def _aes_key(value: str) -> str:
+    # Checked here so a bad key stops every command at start; api/secretbox.py uses the bytes.
+    parse_aes_key(value)
+    return value.strip()
 
 
 def _dids(value: str) -> frozenset[str]:
@@ -422,8 +440,12 @@ def describe_values(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _mask(value: str) -> str:
     # Keep a URL's scheme and host so operators can tell which database is meant.
     parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: shown masked like the rest
+        return "***"
     if parts.scheme and parts.hostname:
-        return f"{parts.scheme}://***@{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        return f"{parts.scheme}://***@{parts.hostname}{':' + str(port) if port else ''}{parts.path}"
     return "***"
 
 

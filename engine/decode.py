@@ -22,6 +22,9 @@ __all__ = ["MAX_EVENT_BYTES", "JetstreamDecoder", "decode_jetstream"]
 # 5 MB. Anything over 4 MiB of JSON is not a record we can store: reject it, keep its head.
 MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
 _OPERATIONS: Final = frozenset({CREATE, UPDATE, DELETE})
+# time_us and seq are stored as Postgres bigint (cursors, rejects, identities): a larger value
+# could not even be written, and would fail the whole batch it sits in.
+MAX_BIGINT: Final = 2**63 - 1
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 
 
@@ -52,8 +55,8 @@ def decode_jetstream(frame: bytes, cursor: int | None = None) -> Event:
     kind = data.get("kind")
     if not syntax.is_did(did):
         raise _reject_shape("did is missing or not a DID")
-    if type(time_us) is not int or time_us < 0:
-        raise _reject_shape("time_us is missing or not a non-negative integer")
+    if type(time_us) is not int or not 0 <= time_us <= MAX_BIGINT:
+        raise _reject_shape("time_us is missing or not a non-negative 64-bit integer")
     position = time_us if cursor is None else cursor
     if kind == COMMIT:
         return _commit(data, did, time_us, position, frame)
@@ -72,7 +75,7 @@ def _commit(data: dict[str, Any], did: str, time_us: int, cursor: int, frame: by
     collection = commit.get("collection")
     rkey = commit.get("rkey")
     rev = commit.get("rev")
-    if operation not in _OPERATIONS:
+    if type(operation) is not str or operation not in _OPERATIONS:  # a dict or list is unhashable
         raise _reject_shape(f"commit.operation {str(operation)[:40]!r} is not create|update|delete")
     if not syntax.is_nsid(collection):
         raise _reject_shape("commit.collection is missing or not an NSID")
@@ -95,8 +98,8 @@ def _commit(data: dict[str, Any], did: str, time_us: int, cursor: int, frame: by
 
 def _seq(body: dict[str, Any], name: str) -> int | None:
     seq = body.get("seq")
-    if seq is not None and (type(seq) is not int or seq < 0):
-        raise _reject_shape(f"{name}.seq is not a non-negative integer")
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_BIGINT):
+        raise _reject_shape(f"{name}.seq is not a non-negative 64-bit integer")
     return seq
 
 

@@ -24,9 +24,11 @@ __all__ = ["RedriveReport", "redrive"]
 LOGGER = logging.getLogger(__name__)
 PAGE_SIZE: Final = 1000
 
+# Only rejects that existed when the redrive began ($4): one Postgres refuses again is stored anew
+# (a higher id) and must not be examined again and again.
 _PAGE: Final = """
     SELECT id, source, reason, detail, raw, raw_size, cursor FROM ingest_rejects
-     WHERE id > $1 AND ($2::text IS NULL OR reason = $2)
+     WHERE id > $1 AND id <= $4 AND ($2::text IS NULL OR reason = $2)
      ORDER BY id LIMIT $3"""
 _STILL_REJECTED: Final = """
     UPDATE ingest_rejects AS r SET reason = u.reason, detail = u.detail, last_seen_at = now()
@@ -58,9 +60,10 @@ async def redrive(db: Database, *, registry: Registry = DEFAULT_REGISTRY, reason
     writer = Writer(db, plan, breaker=Breaker("database"), label="redrive")
     report = RedriveReport()
     last_id = 0
+    newest = await db.fetchval("SELECT coalesce(max(id), 0) FROM ingest_rejects")
     while limit is None or report.examined < limit:
         page_size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - report.examined)
-        rows = await db.fetch(_PAGE, last_id, reason, page_size)
+        rows = await db.fetch(_PAGE, last_id, reason, page_size, newest)
         if not rows:
             break
         last_id = rows[-1]["id"]
@@ -98,7 +101,9 @@ async def redrive(db: Database, *, registry: Registry = DEFAULT_REGISTRY, reason
         if dry_run:
             continue
         if batch.size:
-            await writer.write(batch)
+            refused = await writer.write(batch)  # Postgres may still refuse some: kept as rejects
+            report.applied -= refused
+            report.still_rejected += refused
         if still:
             ids, reasons, details = zip(*still)
             await db.execute(_STILL_REJECTED, list(ids), list(reasons), list(details))

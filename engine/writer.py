@@ -8,8 +8,12 @@ Error handling:
   * DatabaseUnavailable (connection lost, server restarting): the same batch is retried with
     backoff; it is never dropped. After `Breaker.failure_threshold` consecutive failures the
     writer raises BreakerOpen and the supervisor pauses intake (see pipeline.py).
-  * Any other DatabaseError means Postgres refused some row: the batch is written again event by
-    event, each in a savepoint, and the events Postgres refuses become rejects (database_error).
+  * Any other DatabaseError means Postgres refused some row: the batch is written again in
+    halves, each in a savepoint, a refused half split again until each refused event stands
+    alone and becomes a reject (database_error) — O(k log n) sub-writes for k refused events,
+    so one bad event cannot make its whole batch crawl.
+    So does a value the driver cannot even encode (UNENCODABLE: a jsonb deeper than orjson
+    writes, an integer beyond 64 bits): one such event must not stop the whole stream.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ __all__ = ["WritePlan", "Writer", "load_cursor"]
 
 LOGGER = logging.getLogger(__name__)
 
+# Raised by asyncpg's encoders on the client side for a value that cannot be sent (orjson refuses
+# jsonb nested deeper than 254 levels although it parses up to 1024; int8 refuses ints beyond 64
+# bits). They are the event's fault, like a Postgres refusal, and handled the same way.
+UNENCODABLE: Final = (TypeError, OverflowError, ValueError)
 # Between attempts at a failing batch: 0.1 s doubling to 5 s (the breaker opens long before).
 RETRY_BASE_S: Final = 0.1
 RETRY_CAP_S: Final = 5.0
@@ -162,13 +170,16 @@ async def _purge(connection: asyncpg.Connection, plan: WritePlan, repos: list[st
 
 async def _finish(connection: asyncpg.Connection, batch: Batch,
                   rejects: list[tuple[Any, ...]]) -> None:
+    # Redrive: drop the rejects this batch re-applied first, then store what was refused now. An
+    # event Postgres refuses again gets the same fingerprint; the other order bumped its old row
+    # and then deleted it, dropping the event.
+    if batch.resolved_rejects:
+        await connection.execute("DELETE FROM ingest_rejects WHERE id = ANY($1::bigint[])",
+                                 batch.resolved_rejects)
     if rejects:
         await connection.copy_records_to_table("stage_ingest_rejects", records=_collapse(rejects),
                                                columns=_REJECT_COLUMNS)
         await connection.execute(_MERGE_REJECTS)
-    if batch.resolved_rejects:
-        await connection.execute("DELETE FROM ingest_rejects WHERE id = ANY($1::bigint[])",
-                                 batch.resolved_rejects)
     if batch.cursor is not None:
         await connection.execute(_UPSERT_CURSOR, batch.source, batch.cursor, batch.last_time_us)
 
@@ -219,29 +230,47 @@ async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
     return late
 
 
-async def _write_each(connection: asyncpg.Connection, plan: WritePlan,
-                      batch: Batch) -> list[tuple[Event, RejectedEvent]]:
-    """Write a batch event by event, each in a savepoint; events Postgres refuses become rejects."""
+Entries = list[tuple[Event, list[RowOp]]]
+
+
+async def _write_split(connection: asyncpg.Connection, plan: WritePlan,
+                       batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+    """Write a batch Postgres refused: halves in savepoints, splitting again where refused, so
+    k refused events cost O(k log n) sub-writes; each refused event alone becomes a reject."""
     late: list[tuple[Event, RejectedEvent]] = []
     async with connection.transaction():
         await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
-        for event, ops in batch.events:
-            rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
-            for table, row in ops:
-                rows[table].append(row)
-            try:
-                async with connection.transaction():
-                    refused = await _apply_rows(connection, plan, rows)
-            except asyncpg.PostgresError as exc:
-                sqlstate = getattr(exc, "sqlstate", "") or ""
-                if sqlstate.startswith("08") or sqlstate.startswith("57P"):
-                    raise
-                detail = f"{sqlstate} {type(exc).__name__}: {exc}"
-                late.append((event, RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
-            else:
-                late += _refused_events([(event, ops)], refused)
+        middle = len(batch.events) // 2
+        for half in (batch.events[:middle], batch.events[middle:]):
+            await _write_part(connection, plan, half, late)
         await _finish(connection, batch, _reject_rows(batch, late))
     return late
+
+
+async def _write_part(connection: asyncpg.Connection, plan: WritePlan, entries: Entries,
+                      late: list[tuple[Event, RejectedEvent]]) -> None:
+    if not entries:
+        return
+    rows: dict[Table, list[tuple[Any, ...]]] = defaultdict(list)
+    for _event, ops in entries:
+        for table, row in ops:
+            rows[table].append(row)
+    try:
+        async with connection.transaction():
+            refused = await _apply_rows(connection, plan, rows)
+    except (asyncpg.PostgresError, *UNENCODABLE) as exc:
+        sqlstate = getattr(exc, "sqlstate", "") or ""
+        if sqlstate.startswith("08") or sqlstate.startswith("57P"):
+            raise
+        if len(entries) == 1:
+            detail = f"{sqlstate} {type(exc).__name__}: {exc}".strip()
+            late.append((entries[0][0], RejectedEvent(RejectReason.DATABASE_ERROR, detail)))
+            return
+        middle = len(entries) // 2
+        await _write_part(connection, plan, entries[:middle], late)
+        await _write_part(connection, plan, entries[middle:], late)
+    else:
+        late += _refused_events(entries, refused)
 
 
 async def write_once(db: Database, plan: WritePlan,
@@ -289,14 +318,18 @@ class Writer:
                 metrics.QUEUE_DEPTH.labels(self._label).set(receive.statistics().current_buffer_used)
                 await self.write(batch)
 
-    async def write(self, batch: Batch) -> None:
-        """Commit one batch, retrying transient failures (see the module docstring)."""
+    async def write(self, batch: Batch) -> int:
+        """Commit one batch, retrying transient failures (see the module docstring).
+
+        Returns:
+            How many of its events were refused while merging (stored as rejects).
+        """
         attempt = 0
-        one_by_one = False
+        split = False
         while True:
             started = time.perf_counter()
             try:
-                late = await self._db.run(_write_each if one_by_one else _write_batch,
+                late = await self._db.run(_write_split if split else _write_batch,
                                           self._plan, batch)
                 break
             except DatabaseUnavailable as exc:
@@ -310,15 +343,16 @@ class Writer:
                 metrics.BATCH_RETRIES.labels(self._label).inc()
                 attempt += 1
                 await trio.sleep(delay)
-            except DatabaseError as exc:
-                if one_by_one or not batch.events:
+            except (DatabaseError, *UNENCODABLE) as exc:
+                if split or not batch.events:
                     raise  # not an event's fault (a bug or a broken schema): stop loudly
                 metrics.DB_ERRORS.labels(self._label, "refused").inc()
-                LOGGER.error("batch refused by postgres, writing it event by event", extra={
+                LOGGER.error("batch refused by postgres, writing it in parts", extra={
                     "batch": batch.id, "error": str(exc), "events": len(batch.events)})
-                one_by_one = True
+                split = True
         self._breaker.record_success()
         self._committed(batch, late, time.perf_counter() - started)
+        return len(late)
 
     def _committed(self, batch: Batch, late: list[tuple[Event, RejectedEvent]],
                    seconds: float) -> None:

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -98,15 +99,33 @@ def template_url(pg_admin_url: str) -> str:
     return url
 
 
-@pytest.fixture
-def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
-    name = f"coves_test_{os.getpid()}_{next(_counter)}"
+@contextmanager
+def fresh_database(pg_admin_url: str, prefix: str = "coves_test") -> Iterator[str]:
+    """A new database copied from the migrated template, dropped on exit: its URL."""
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     trio.run(_admin, pg_admin_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
     try:
         yield with_database(pg_admin_url, name)
     finally:
         trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    with fresh_database(pg_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A Postgres server of the test's own, for tests that stop or restart it (doing that to the
+    session's server would disturb other tests)."""
+    server = EmbeddedPostgres(tmp_path)
+    try:
+        yield server
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture

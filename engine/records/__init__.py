@@ -1,7 +1,7 @@
 """Record handlers: one module per lexicon collection, registered here by NSID.
 
 A handler maps an Event to RowOps (rows for the writer) or raises RejectedEvent. It is pure: no
-I/O, so it can be re-run on the same event (the writer does when it retries one by one). Records
+I/O, so it can be re-run on the same event (the writer does when it retries a refused batch in parts). Records
 are checked against our lexicons (`lexicons/`) before the handler sees them, so handlers only
 map fields.
 Adding a collection = one module exposing COLLECTION, TABLES, RECOUNTS and `handle`, plus one

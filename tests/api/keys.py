@@ -4,6 +4,7 @@ served by an in-test resolver that fits api.auth.DidResolver."""
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from typing import Any
 
@@ -56,12 +57,19 @@ class KeyResolver:
 
     def token(self, did: str, lxm: str, *, alg: str | None = None, aud: str = AUDIENCE,
               exp_in: float = 60, key: Any = None, **claims: Any) -> str:
-        """A service-auth JWT from `did` for method `lxm` (signed with its key unless `key`)."""
+        """A service-auth JWT from `did` for method `lxm` (signed with its key unless `key`).
+
+        Like the reference PDS's, each carries a fresh random `jti` unless `claims` names one
+        (`jti=None` leaves it out).
+        """
         if did not in self.private:
             self.add(did, alg or "ES256K")
         own_alg, own_key = self.private[did]
         now = int(time.time())
-        payload = {"iss": did, "aud": aud, "lxm": lxm, "exp": now + exp_in, "iat": now, **claims}
+        payload = {"iss": did, "aud": aud, "lxm": lxm, "exp": now + exp_in, "iat": now,
+                   "jti": secrets.token_hex(16), **claims}
+        if payload["jti"] is None:
+            del payload["jti"]
         return jwt.encode(payload, key if key is not None else own_key, algorithm=alg or own_alg)
 
     def bearer(self, did: str, lxm: str, **kwargs: Any) -> dict[str, str]:

@@ -28,17 +28,19 @@ async def test_procedures_check_the_caller_then_the_body(client: Client,
     path, json_type = f"/xrpc/{nsid}", {"Content-Type": "application/json"}
     # no token, no other answer (whatever the body)
     assert (await client.post(path, data=b"not json", headers=json_type)).status_code == 401
-    auth = {**json_type, **resolver.bearer(f.did("u"), nsid)}
-    cases = [(b"{" + b" " * (300 * 1024) + b"}", auth, 413, "PayloadTooLarge"),
-             (b"not json", auth, 400, "InvalidRequest"),
-             (b"[1]", auth, 400, "InvalidRequest"),
-             (b'{"title": "no community"}', auth, 400, "InvalidRequest"),
-             (b'{"community": "did:plc:x"}', {**auth, "Content-Type": "text/plain"}, 400,
+    def auth() -> dict[str, str]:  # a fresh token per call: write tokens are single-use
+        return {**json_type, **resolver.bearer(f.did("u"), nsid)}
+
+    cases = [(b"{" + b" " * (300 * 1024) + b"}", auth(), 413, "PayloadTooLarge"),
+             (b"not json", auth(), 400, "InvalidRequest"),
+             (b"[1]", auth(), 400, "InvalidRequest"),
+             (b'{"title": "no community"}', auth(), 400, "InvalidRequest"),
+             (b'{"community": "did:plc:x"}', {**auth(), "Content-Type": "text/plain"}, 400,
               "InvalidRequest")]
     for data, headers, status, error in cases:
         response = await client.post(path, data=data, headers=headers)
         body = await response.get_json()
         assert (response.status_code, body["error"]) == (status, error), body
     # without a write path (this app has none) a valid call answers MethodNotImplemented
-    response = await client.post(path, data=b'{"community": "did:plc:x"}', headers=auth)
+    response = await client.post(path, data=b'{"community": "did:plc:x"}', headers=auth())
     assert response.status_code == 404

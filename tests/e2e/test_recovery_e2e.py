@@ -6,12 +6,10 @@ and loses nothing); malformed records land in the rejects."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import trio
 from prometheus_client import REGISTRY
 
@@ -94,15 +92,6 @@ async def test_pds_outage_during_post_creation(pds_network_factory: Callable[...
         _, feed = await app.get("social.coves.feed.getCommunity", community=c)
         assert [item["post"]["title"] for item in feed["feed"]] == ["back"]
 
-
-@pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A server of this test's own: it gets restarted, which must not disturb other tests."""
-    server = EmbeddedPostgres(tmp_path)
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 async def test_postgres_restart_mid_stream(pds_network_factory: Callable[..., PdsNetwork],

@@ -55,9 +55,18 @@ def envelope(**changes: object) -> bytes:
     (envelope(did="alice"), RejectReason.INVALID_SHAPE, "did is missing or not a DID"),
     (envelope(time_us="soon"), RejectReason.INVALID_SHAPE, None),
     (envelope(time_us=True), RejectReason.INVALID_SHAPE, None),
+    # beyond bigint: the reject row itself could not be written, and the batch failed with it
+    (envelope(time_us=2**64 - 1), RejectReason.INVALID_SHAPE,
+     "time_us is missing or not a non-negative 64-bit integer"),
+    (b'{"did":"did:plc:x","time_us":1,"kind":"account","account":{"active":true,"seq":'
+     b'18446744073709551615}}', RejectReason.INVALID_SHAPE,
+     "account.seq is not a non-negative 64-bit integer"),
     (envelope(kind="sync"), RejectReason.INVALID_SHAPE, "unknown kind 'sync'"),
     (envelope(commit=None), RejectReason.INVALID_SHAPE, "commit is missing or not an object"),
     (envelope(commit_operation="upsert"), RejectReason.INVALID_SHAPE, None),
+    # unhashable values once escaped decode as TypeError and stopped the whole source
+    (envelope(commit_operation={"op": "create"}), RejectReason.INVALID_SHAPE, None),
+    (envelope(commit_operation=["create"]), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_collection="not an nsid"), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_rkey="../x"), RejectReason.INVALID_SHAPE, None),
     (envelope(commit_rev="notatid"), RejectReason.INVALID_SHAPE, "commit.rev is missing or not a TID"),

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import trio
 from prometheus_client import REGISTRY
 
@@ -20,15 +17,6 @@ from engine.sources import Sink
 from tests.conftest import EmbeddedPostgres, with_database
 from tests.model import assert_same, model, random_history, stored
 
-
-@pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A server of this test's own: it gets stopped, which must not disturb other tests."""
-    server = EmbeddedPostgres(tmp_path)
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 class GatedSource:

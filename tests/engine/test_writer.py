@@ -145,3 +145,39 @@ async def test_unknown_collections_are_skipped_not_rejected(writer_db: Database)
     frames = [f.commit(U1, "app.bsky.feed.like", f.tid(), record={"x": 1}), f.identity(U1)]
     assert await ingest(writer_db, frames, name="src") == 2
     assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 0
+
+
+async def test_value_the_driver_cannot_encode_becomes_reject_and_rest_commits(
+        writer_db: Database) -> None:
+    # orjson parses JSON nested up to 1024 levels but writes (the jsonb codec) only 254: the
+    # record passes decode and lexicon, then COPY raised TypeError, which stopped the writer.
+    deep = f.profile(C2, name="deep", extra="DEEP").replace(
+        b'"DEEP"', b"[" * 300 + b"1" + b"]" * 300)
+    await ingest(writer_db, [f.profile(C1, name="fine"), deep, f.subscription(U1, f.tid(), C1)])
+    rows = await communities(writer_db)
+    assert set(rows) == {C1} and rows[C1]["subscriber_count"] == 1
+    reject = await table(writer_db, "SELECT reason, did, detail FROM ingest_rejects")
+    assert [(r["reason"], r["did"]) for r in reject] == [("database_error", C2)]
+    assert "TypeError" in reject[0]["detail"]
+
+
+async def test_one_refused_event_costs_a_few_sub_writes_not_one_per_event(
+        writer_db: Database, monkeypatch) -> None:  # noqa: ANN001
+    # A refused event used to send its whole batch down the slow path, one savepoint per event
+    # (~1 ms each): a NUL in one post per batch made ingestion ~20x slower. Halving finds it in
+    # O(log n) sub-writes.
+    import engine.writer
+    calls: list[int] = []
+    apply_rows = engine.writer._apply_rows
+
+    async def counting(connection, plan, rows):  # noqa: ANN001, ANN202
+        calls.append(sum(len(r) for r in rows.values()))
+        return await apply_rows(connection, plan, rows)
+
+    monkeypatch.setattr(engine.writer, "_apply_rows", counting)
+    frames = [f.profile(f.did(f"c{i}"), name=f"n{i}") for i in range(1000)]
+    frames[637] = f.profile(f.did("c637"), name="nul\u0000here")
+    await ingest(writer_db, frames, batch_size=2000)
+    assert await writer_db.fetchval("SELECT count(*) FROM communities") == 999
+    assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 1
+    assert len(calls) <= 1 + 2 * 10, len(calls)  # the batch, then two halves per level
