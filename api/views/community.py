@@ -79,14 +79,21 @@ def community_ref_args(ref: str | None) -> dict[str, Any]:
 TARGET: Final = f"""
 target AS (
     SELECT c.did FROM communities AS c
-     WHERE (c.did = :c_did::text
-            OR lower(c.handle) = :c_handle::text
-            OR c.did IN (SELECT i.did FROM identities AS i WHERE lower(i.handle) = :c_handle::text)
-            OR (lower(c.name) = :c_name::text AND c.hosted_by = :c_host::text))
+     WHERE c.did IN (SELECT :c_did::text
+                     UNION ALL
+                     SELECT x.did FROM communities AS x WHERE lower(x.handle) = :c_handle::text
+                     UNION ALL
+                     SELECT i.did FROM identities AS i WHERE lower(i.handle) = :c_handle::text
+                     UNION ALL
+                     SELECT x.did FROM communities AS x
+                      WHERE lower(x.name) = :c_name::text AND x.hosted_by = :c_host::text
+                        AND x.deleted_at IS NULL)
        AND {community_readable("c")}
      ORDER BY c.did
      LIMIT 1
 )"""
+# One branch per way of naming a community, each on its own index: OR-ed together in one WHERE
+# they made Postgres filter every community (~9 ms at 10k communities, most of a feed request).
 """CTE `target`: the readable community a reference names (no row: unknown or not for you)."""
 
 GET: Final = Query(f"""
