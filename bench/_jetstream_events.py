@@ -43,6 +43,22 @@ class BufferedEvent:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a Jetstream v1 event: {frame[:100]!r}") from exc
 
+    def compressed(self, compressor: zstandard.ZstdCompressor) -> bytes:
+        """`raw` as one zstd frame, compressed on first use and kept."""
+        if self.zstd is None:
+            self.zstd = compressor.compress(self.raw)
+        return self.zstd
+
+    def stamped(self, time_us: int) -> bytes:
+        """`raw` with its top-level `time_us` replaced (the first `"time_us":` key: inside JSON
+        strings quotes are escaped, and v1 events put the envelope before the record)."""
+        raw = self.raw
+        start = raw.find(b'"time_us":') + 10
+        end = start
+        while raw[end:end + 1].isdigit():
+            end += 1
+        return raw[:start] + str(time_us).encode() + raw[end:]
+
     def message(self, compressor: zstandard.ZstdCompressor | None) -> str | bytes:
         """Return the WebSocket message: JSON text, or one zstd frame if `compressor` is given.
 
@@ -53,9 +69,7 @@ class BufferedEvent:
         """
         if compressor is None:
             return self.raw.decode()
-        if self.zstd is None:
-            self.zstd = compressor.compress(self.raw)
-        return self.zstd
+        return self.compressed(compressor)
 
 
 def oversize_event(size: int, time_us: int) -> BufferedEvent:

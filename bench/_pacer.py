@@ -38,8 +38,13 @@ class Pacer:
 
     async def wait(self) -> None:
         """Return when the next frame is due."""
+        await self.grant(1)
+
+    async def grant(self, wanted: int) -> int:
+        """Wait until the next frame is due; return how many of the next `wanted` frames are due
+        now (1..wanted), counted as let go."""
         if self._rate is None:
-            return
+            return wanted
         if self._count >= self._allowed:
             now = trio.current_time()
             if self._start is None:
@@ -49,4 +54,6 @@ class Pacer:
                 burst = math.ceil(self._rate * PACE_QUANTUM_S)
                 await trio.sleep_until(self._start + (self._count + burst - 1) / self._rate)
                 self._allowed = self._count + burst
-        self._count += 1
+        granted = min(wanted, self._allowed - self._count)
+        self._count += granted
+        return granted

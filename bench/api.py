@@ -30,8 +30,12 @@ from engine.db import open_bridge, open_database
 from engine.pipeline import open_writer_database, run_ingest
 from engine.sources.replay import ReplaySource
 
-from .ingest import SETTINGS, RESULTS, commit, machine, open_server
+from ._measure import commit, machine
+from ._postgres import open_server
+from .ingest import SETTINGS
 from .workload import generate, write_jsonl
+
+RESULTS: Final = Path(__file__).resolve().parent / "RESULTS.md"
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S: Final = 60.0
@@ -82,8 +86,8 @@ def run(events: int, requests: int) -> tuple[str, list[tuple[str, list[float]]]]
     with tempfile.TemporaryDirectory(prefix="coves-bench-api-") as work:
         path = Path(work) / "events.jsonl"
         write_jsonl(path, generate(events))
-        with open_server(Path(work)) as fresh:
-            url = fresh("api")
+        with open_server() as server:
+            url = server.fresh("api")
             subjects = trio.run(_load, url, path)
             port = _free_port()
             environment = {**os.environ, "DATABASE_URL": url, "API_PORT": str(port),

@@ -1,117 +1,141 @@
-"""Ingest benchmark: events/s through the emulator and from a file, and commit lag at fixed rates.
+"""Ingest throughput: the same events, the same run, every way in — and what each side costs.
 
-    python -m bench.ingest                 # 100k events, lag at 1k and 5k ev/s for 20 s each
-    python -m bench.ingest --quick         # a smoke run (CI): small numbers, same code paths
+    python -m bench.ingest [--mix coves|core] [--events 100000] [--quick] [--no-write]
 
-Every run uses the same generated workload (bench/workload.py, seeded) and a fresh database
-(DATABASE_URL's server, or an embedded Postgres in a temp dir). Figures are printed and appended
-to bench/RESULTS.md with the machine, date, commit and command.
+For one generated workload (bench/workload.py, seeded) it runs, each into a fresh database:
 
-* socket: the emulator in its own process serves the file at full speed over WebSocket; the
-  engine (this process) subscribes from cursor 0 until it committed the last event.
-* replay: the same file through the replay source (no socket).
-* lag@R: the emulator (in this process) publishes live at R events/s, stamping each event's
-  time_us with the wall clock when it is published, as Jetstream does; lag = commit time − time_us.
+* engine over each WebSocket transport: the emulator (its own process) serves the file as fast
+  as the socket takes it; the engine (this process) subscribes from cursor 0 until it committed
+  the last event (JETSTREAM_TRANSPORT = trio-websocket, then sansio);
+* replay: the same file through the replay source (no socket);
+* receive ceiling of each transport: the same emulator, a client that only receives messages;
+* writer ceiling: the engine's batches built beforehand (decode, lexicon check, handlers,
+  batcher), then only the writer's SQL timed (COPY → staging → rev-gated merge → recounts →
+  cursor, one transaction per batch): the database's own ceiling for these rows;
+* naive: each event in its own transaction, INSERT … ON CONFLICT + counter UPDATE (Coves' Go
+  pattern, bench/_naive.py), for at most NAIVE_SECONDS.
+
+Each row reports events/s and CPU seconds per 100k events of the engine process, Postgres (the
+postmaster and all its children) and the emulator. Lag and overload are in bench/lag.py; the
+whole suite (`python -m bench`) runs both and writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
+import math
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 import orjson
 import trio
 
-from bench.emulator import JetstreamEmulator
-from bench.workload import generate, write_jsonl
-from engine.batcher import Batch
-from engine.db import open_bridge, open_database
-from engine.migrate import apply_migrations
+from engine.batcher import Batch, Batcher
+from engine.breaker import Breaker
+from engine.db import open_bridge
+from engine.decode import decode_jetstream
+from engine.errors import RejectedEvent
 from engine.pipeline import IngestSettings, open_writer_database, run_ingest
+from engine.records import DEFAULT_REGISTRY
+from engine.router import Router
+from engine.runtime import tune_gc
 from engine.sources import Source
-from engine.sources.jetstream import JetstreamSource
+from engine.sources.jetstream import MAX_MESSAGE_BYTES, JetstreamSource
 from engine.sources.replay import ReplaySource
+from engine.sources.websocket import TRANSPORTS, open_message_stream
+from engine.writer import WritePlan, Writer
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-RESULTS: Final = ROOT / "bench" / "RESULTS.md"
+from ._measure import ROOT, CpuClock, CpuSample
+from ._naive import run_naive
+from ._postgres import BenchServer, open_server
+from .workload import generate, write_jsonl
+
+__all__ = ["Run", "SETTINGS", "Emulator", "ingest", "main", "throughput_runs"]
+
 SETTINGS: Final = IngestSettings()  # the engine's defaults: 5000 events or 100 ms
+NAIVE_SECONDS: Final = 20.0  # the naive baseline runs this long at most (it is ~10-50x slower)
+COLLECTIONS: Final = ("social.coves.*",)
 
 
 @dataclasses.dataclass
-class Figure:
+class Run:
+    """One measured run: events through, seconds, and CPU seconds per side."""
+
     name: str
     events: int
-    seconds: float
-    lags_s: list[float] = dataclasses.field(default_factory=list)
+    cpu: CpuSample
+    note: str = ""
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds
+        return self.events / self.cpu.wall_s if self.cpu.wall_s > 0 else float("nan")
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.lags_s)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+    def per_100k(self, seconds: float) -> float:
+        return seconds / self.events * 100_000 if self.events else float("nan")
 
     def row(self) -> str:
-        lag = (f"{self.percentile(50) * 1000:.0f} / {self.percentile(95) * 1000:.0f} / "
-               f"{self.percentile(99) * 1000:.0f}" if self.lags_s else "–")
-        return f"| {self.name} | {self.events:,} | {self.seconds:.2f} | {self.rate:,.0f} | {lag} |"
+        pg = self.per_100k(self.cpu.postgres_s)
+        return (f"| {self.name} | {self.events:,} | {self.cpu.wall_s:.2f} | {self.rate:,.0f} | "
+                f"{self.per_100k(self.cpu.self_s):.2f} | {'–' if math.isnan(pg) else f'{pg:.2f}'} | "
+                f"{self.per_100k(self.cpu.child_s):.2f} |")
 
 
-# ---- Postgres for the runs ----
-
-@contextmanager
-def open_server(work: Path) -> Iterator[Callable[[str], str]]:
-    """Yield a function that makes a fresh, migrated database and returns its URL."""
-    admin_url = os.environ.get("DATABASE_URL")
-    server = None
-    if admin_url is None:
-        import pgserver
-        from engine.embedded_pg import url_for
-        server = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
-        admin_url = url_for(server, "postgres")
-    counter = iter(range(1_000_000))
-
-    def fresh(name: str) -> str:
-        database = f"bench_{name}_{next(counter)}".replace("@", "_").replace(".", "_")
-
-        async def create() -> str:
-            async with open_bridge(), open_database(admin_url, max_size=1) as admin:
-                await admin.execute(f"DROP DATABASE IF EXISTS {database}")
-                await admin.execute(f"CREATE DATABASE {database}")
-            url = admin_url.replace("/postgres?", f"/{database}?", 1) if "?" in admin_url \
-                else admin_url.rsplit("/", 1)[0] + f"/{database}"
-            async with open_bridge(), open_database(url, max_size=1) as db:
-                await apply_migrations(db)
-            return url
-
-        return trio.run(create)
-
-    try:
-        yield fresh
-    finally:
-        if server is not None:
-            server.cleanup()
+HEADER: Final = ("| run | events | seconds | events/s | CPU s/100k: this process | Postgres | "
+                 "emulator |\n|---|---:|---:|---:|---:|---:|---:|")
 
 
-# ---- the runs ----
+# ---- the emulator in its own process ----
 
-async def _ingest(url: str, source: Source, last_cursor: int, *, start: int | None,
-                  on_commit: Callable[[Batch], None] | None = None) -> float:
-    """Run the engine until it commits `last_cursor`; return the seconds it took."""
+class Emulator:
+    """`python -m bench.emulator FILE` in a child process (so its CPU is not the engine's)."""
+
+    def __init__(self, path: Path, *, rate: float | None = None, stamp_time: bool = False) -> None:
+        command = [sys.executable, "-m", "bench.emulator", str(path), "--port", "0"]
+        if rate is not None:
+            command += ["--rate", str(rate)]
+        if stamp_time:
+            command.append("--stamp-time")
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            self.close()
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        self.url = line.split()[1]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---- runs ----
+
+async def ingest(url: str, source: Source, last_cursor: int, *, start: int | None,
+                 clock: CpuClock | None = None, on_commit: Callable[[Batch], None] | None = None,
+                 settings: IngestSettings = SETTINGS) -> CpuSample | None:
+    """Run the engine until it commits `last_cursor` (or beyond).
+
+    Returns:
+        `clock` stopped as the last batch committed (before the writer's connection closes: a
+        backend that exits between two samples would take its CPU seconds with it).
+    """
     done = trio.Event()
-    started = time.perf_counter()
 
     def committed(batch: Batch) -> None:
         if on_commit is not None:
@@ -120,151 +144,167 @@ async def _ingest(url: str, source: Source, last_cursor: int, *, start: int | No
             done.set()
 
     async with open_bridge(), open_writer_database(url) as db, trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: run_ingest(db, source, settings=SETTINGS, start=start,
+        if clock is not None:
+            clock.start()
+        nursery.start_soon(lambda: run_ingest(db, source, settings=settings, start=start,
                                               resume=False, on_commit=committed))
         await done.wait()
-        elapsed = time.perf_counter() - started
+        cpu = clock.stop() if clock is not None else None
         nursery.cancel_scope.cancel()
-    return elapsed
+    return cpu
 
 
-def run_socket(url: str, path: Path, events: int, last_time_us: int) -> Figure:
-    emulator = subprocess.Popen([sys.executable, "-m", "bench.emulator", str(path), "--port", "0"],
-                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert emulator.stdout is not None
-        line = emulator.stdout.readline()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"emulator did not start: {line!r}")
-        source = JetstreamSource(line.split()[1], ("social.coves.*",))
-        seconds = trio.run(lambda: _ingest(url, source, last_time_us, start=0))
-    finally:
-        emulator.terminate()
-        emulator.wait()
-    return Figure("socket (emulator → trio-websocket → Postgres)", events, seconds)
+def run_socket(server: BenchServer, path: Path, events: int, last_time_us: int,
+               transport: str) -> Run:
+    url = server.fresh(f"socket_{transport}")
+    with Emulator(path) as emulator:
+        source = JetstreamSource(emulator.url, COLLECTIONS, transport=transport)
+        clock = CpuClock(server.postmaster, emulator.pid)
+        cpu = trio.run(lambda: ingest(url, source, last_time_us, start=0, clock=clock))
+    assert cpu is not None
+    server.drop(url)
+    return Run(f"engine, emulator → {transport} → Postgres", events, cpu)
 
 
-def run_replay(url: str, path: Path, events: int) -> Figure:
-    seconds = trio.run(lambda: _ingest(url, ReplaySource(path), events, start=None))
-    return Figure("replay (file → Postgres)", events, seconds)
+def run_replay(server: BenchServer, path: Path, events: int) -> Run:
+    url = server.fresh("replay")
+    clock = CpuClock(server.postmaster)
+    cpu = trio.run(lambda: ingest(url, ReplaySource(path), events, start=None, clock=clock))
+    assert cpu is not None
+    server.drop(url)
+    return Run("engine, replay file → Postgres (no socket)", events, cpu)
 
 
-def run_lag(url: str, frames: list[bytes], rate: float, duration_s: float) -> Figure:
-    count = min(len(frames), int(rate * duration_s))
-    lags: list[float] = []
-
-    def committed(batch: Batch) -> None:
-        now_us = time.time() * 1_000_000
-        lags.extend((now_us - event.time_us) / 1_000_000 for event, _ in batch.events)
-
-    async def main() -> float:
-        emulator = JetstreamEmulator()
-        async with trio.open_nursery() as nursery:
-            await nursery.start(emulator.serve)
-            source = JetstreamSource(emulator.url, ("social.coves.*",))
-            result: list[float] = []
-
-            async def engine() -> None:
-                result.append(await _ingest(url, source, 2**62, start=None, on_commit=committed))
-
-            nursery.start_soon(engine)
-            await emulator.wait_for_connections(1)
-            started = trio.current_time()
-            for index, frame in enumerate(frames[:count]):
-                due = started + index / rate
-                if due > trio.current_time():
-                    await trio.sleep_until(due)
-                event = orjson.loads(frame)
-                event["time_us"] = int(time.time() * 1_000_000)
-                emulator.publish(orjson.dumps(event))
-            with trio.move_on_after(30):
-                while len(lags) < count:
-                    await trio.sleep(0.05)
-            nursery.cancel_scope.cancel()
-        return trio.current_time() - started
-
-    seconds = trio.run(main)
-    return Figure(f"lag @ {rate:,.0f} ev/s for {duration_s:g} s", len(lags), seconds, lags)
+async def _receive_all(url: str, transport: str, events: int) -> None:
+    received = 0
+    async with open_message_stream(transport, url + "?cursor=0", max_message_bytes=MAX_MESSAGE_BYTES,
+                                   idle_timeout_s=60) as stream:
+        while received < events:
+            received += len(await stream.receive())
 
 
-# ---- report ----
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+def run_receive_ceiling(path: Path, events: int, transport: str,
+                        postmaster: int | None) -> Run:
+    with Emulator(path) as emulator:
+        clock = CpuClock(postmaster, emulator.pid)
+        trio.run(_receive_all, emulator.url, transport, events)
+        cpu = clock.stop()
+    return Run(f"receive only, emulator → {transport} (socket ceiling)", events, cpu)
 
 
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=ROOT, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+async def build_batches(frames: list[bytes], settings: IngestSettings = SETTINGS) -> list[Batch]:
+    """The batches the engine would write for `frames` (replay cursors), built in memory."""
+    send, receive = trio.open_memory_channel[Batch](math.inf)
+    batcher = Batcher(send, source="bench", max_size=settings.batch_max_size, max_latency_s=3600,
+                      known_collections=DEFAULT_REGISTRY.commits)
+    router = Router(DEFAULT_REGISTRY, batcher, label="replay")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        for number, frame in enumerate(frames, start=1):
+            try:
+                await router.event(decode_jetstream(frame, cursor=number))
+            except RejectedEvent as rejected:
+                await router.reject(rejected, frame, number)
+        await batcher.aclose()
+    return [batch async for batch in receive]
 
 
-def report(figures: list[Figure], command: str) -> str:
-    lines = [
-        f"### Ingest — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit()}",
-        "",
-        f"Machine: {machine()}. Command: `{command}`. Engine defaults: batches of "
-        f"{SETTINGS.batch_max_size} events or {SETTINGS.batch_max_latency_s * 1000:.0f} ms.",
-        "",
-        "| run | events | seconds | events/s | lag p50 / p95 / p99 (ms) |",
-        "|---|---:|---:|---:|---|",
-        *[figure.row() for figure in figures],
-        "",
-    ]
-    by_name = {f.name.split(" ")[0]: f for f in figures}
-    if "socket" in by_name and "replay" in by_name:
-        ratio = by_name["socket"].rate / by_name["replay"].rate
-        lines += [f"Ratio socket / replay in this run: {ratio:.2f}.", ""]
-    return "\n".join(lines)
+async def _write_all(url: str, batches: list[Batch], postmaster: int | None) -> CpuSample:
+    plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
+    async with open_bridge(), open_writer_database(url) as db:
+        writer = Writer(db, plan, breaker=Breaker("database"), label="bench")
+        clock = CpuClock(postmaster)
+        for batch in batches:
+            await writer.write(batch)
+        return clock.stop()
+
+
+def run_writer_ceiling(server: BenchServer, frames: list[bytes]) -> Run:
+    batches = trio.run(build_batches, frames)
+    url = server.fresh("writer")
+    cpu = trio.run(_write_all, url, batches, server.postmaster)
+    server.drop(url)
+    return Run("writer SQL only, batches built beforehand (database ceiling)", len(frames), cpu)
+
+
+def run_naive_baseline(server: BenchServer, frames: list[bytes], max_seconds: float) -> Run:
+    url = server.fresh("naive")
+    applied, cpu = run_naive(url, frames, max_seconds, CpuClock(server.postmaster))
+    server.drop(url)
+    return Run("naive: one transaction per event, INSERT + counter UPDATE", applied, cpu,
+               note=f"stopped after {max_seconds:g} s" if applied < len(frames) else "")
+
+
+def throughput_runs(server: BenchServer, path: Path, *, naive_seconds: float = NAIVE_SECONDS,
+                    progress: Callable[[Run], None] = lambda run: None) -> dict[str, Run]:
+    """Every throughput run on the file at `path`; keys: socket:<transport>, replay,
+    ceiling:<transport>, writer, naive."""
+    frames = path.read_bytes().splitlines()
+    last_time_us = orjson.loads(frames[-1])["time_us"]
+    runs: dict[str, Run] = {}
+
+    def done(key: str, run: Run) -> None:
+        runs[key] = run
+        progress(run)
+
+    for transport in TRANSPORTS:
+        done(f"socket:{transport}", run_socket(server, path, len(frames), last_time_us, transport))
+    done("replay", run_replay(server, path, len(frames)))
+    for transport in TRANSPORTS:
+        done(f"ceiling:{transport}", run_receive_ceiling(path, len(frames), transport,
+                                                         server.postmaster))
+    done("writer", run_writer_ceiling(server, frames))
+    done("naive", run_naive_baseline(server, frames, naive_seconds))
+    return runs
+
+
+def ratios(runs: dict[str, Run]) -> list[tuple[str, float]]:
+    """The ratios issue 8 asks for, named."""
+    out = []
+    for transport in TRANSPORTS:
+        socket, ceiling = runs.get(f"socket:{transport}"), runs.get(f"ceiling:{transport}")
+        if socket and ceiling:
+            out.append((f"engine({transport}) / receive ceiling({transport})",
+                        socket.rate / ceiling.rate))
+    best = max((runs[k] for k in runs if k.startswith("socket:")), key=lambda r: r.rate, default=None)
+    if best and "writer" in runs:
+        out.append(("best engine / writer ceiling (database)", best.rate / runs["writer"].rate))
+    if best and "naive" in runs:
+        out.append(("best engine / naive", best.rate / runs["naive"].rate))
+    if "socket:sansio" in runs and "socket:trio-websocket" in runs:
+        out.append(("engine sansio / engine trio-websocket",
+                    runs["socket:sansio"].rate / runs["socket:trio-websocket"].rate))
+    if "replay" in runs and "writer" in runs:
+        out.append(("replay / writer ceiling", runs["replay"].rate / runs["writer"].rate))
+    return out
+
+
+def table(runs: dict[str, Run]) -> str:
+    lines = [HEADER, *[run.row() for run in runs.values()], ""]
+    lines += [f"- {name}: **{value:.2f}**" for name, value in ratios(runs)]
+    notes = [f"- {run.name}: {run.note}" for run in runs.values() if run.note]
+    return "\n".join(lines + notes)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--rates", type=float, nargs="*", default=[1000, 5000],
-                        help="offered rates for the lag runs (events/s)")
-    parser.add_argument("--duration", type=float, default=20, help="seconds per lag run")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 5000 events, 3 s of lag")
     parser.add_argument("--mix", default="coves", help="workload mix (bench/workload.py MIXES)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3000 events")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.events, args.rates, args.duration = 5000, [1000], 3
-    command = "python -m bench.ingest " + " ".join(argv if argv is not None else sys.argv[1:])
+    tune_gc()  # the engine runs in this process as `coves run` runs it
+    events = 3000 if args.quick else args.events
     with tempfile.TemporaryDirectory(prefix="coves-bench-") as work:
-        work_path = Path(work)
-        path = work_path / "events.jsonl"
-        write_jsonl(path, generate(args.events, mix=args.mix))
-        frames = path.read_bytes().splitlines()
-        last_time_us = orjson.loads(frames[-1])["time_us"]
-        figures = []
-        with open_server(work_path) as fresh:
-            figures.append(run_socket(fresh("socket"), path, len(frames), last_time_us))
-            print(figures[-1].row(), flush=True)
-            figures.append(run_replay(fresh("replay"), path, len(frames)))
-            print(figures[-1].row(), flush=True)
-            for rate in args.rates:
-                figures.append(run_lag(fresh(f"lag{int(rate)}"), frames, rate, args.duration))
-                print(figures[-1].row(), flush=True)
-    text = report(figures, command.strip())
+        path = Path(work) / "events.jsonl"
+        write_jsonl(path, generate(events, mix=args.mix))
+        with open_server() as server:
+            started = time.perf_counter()
+            runs = throughput_runs(server, path, naive_seconds=2 if args.quick else NAIVE_SECONDS,
+                                   progress=lambda run: print(run.row(), flush=True))
     print()
-    print(text)
-    if not args.no_write:
-        with RESULTS.open("a") as results:
-            results.write("\n" + text)
-        print(f"appended to {RESULTS}")
+    print(table(runs))
+    print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 The reader task adds each event synchronously (no await, no channel hop per event: a Trio
 channel send costs ~7 µs here, a quarter of our per-event budget). One flusher task ships a batch
-when it is full, when its oldest event has waited `max_latency_s`, or when the batcher closes; it
-is the only sender on the writer's channel, so batches keep their order. While the writer is
-busy the flusher blocks on that bounded channel, the reader fills the next batch and then waits:
-memory stays within (channel capacity + 2) batches and the socket stops being read.
+when it is full, when the batcher closes, or once its oldest event has waited `max_latency_s` —
+if the writer is idle then; while the writer is busy, a batch past its deadline keeps filling
+until the writer is free or the batch is full (group commit: under load batches grow, and the
+per-batch work — recounts of busy subjects, the commit — is shared by more events; an idle
+writer still gets every event within `max_latency_s`). The flusher is the only sender on the
+writer's channel, so batches keep their order. While the writer is busy and the channel is full
+the flusher blocks on it, the reader fills the next batch and then waits: memory stays within
+(channel capacity + 2) batches and the socket stops being read.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
 # cannot fill the database. Other rejects are under the 4 MiB event cap and kept whole, so
 # `coves redrive` can re-read them.
 REJECT_RAW_CAP_BYTES: Final = 64 * 1024
+# How often a flusher holding a batch past its deadline checks whether the writer became idle.
+WRITER_POLL_S: Final = 0.002
 # Batch ids: the process start time (seconds, hex) and a counter, unique across restarts.
 _BATCH_IDS: Final = itertools.count(int(time.time()) << 20)
 
@@ -197,6 +203,10 @@ class Batcher:
         taken.set()
         return batch
 
+    def _writer_busy(self) -> bool:
+        """No task waits on the writer's channel: the writer is writing (or batches are queued)."""
+        return self._send.statistics().tasks_waiting_receive == 0
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ship batches until closed; then close the writer channel.
 
@@ -209,6 +219,9 @@ class Batcher:
                 if not self._urgent.is_set():
                     with trio.move_on_at(self._pending.deadline):
                         await self._urgent.wait()
+                    while not self._urgent.is_set() and self._writer_busy():
+                        with trio.move_on_after(WRITER_POLL_S):
+                            await self._urgent.wait()
                 batch = self._take()
                 if batch.size:
                     await self._send.send(batch)

@@ -15,6 +15,7 @@ from .config import (SETTINGS, Config, add_setting_flags, describe_values, load_
 from .backup import BackupError
 from .errors import ConfigError, DatabaseError, HostError, MigrationError
 from .logs import configure_logging
+from .runtime import tune_gc
 
 __all__ = ["main"]
 
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coves: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format, production=config.production)
+    tune_gc()
     try:
         return _run(args, config)
     except (MigrationError, DatabaseError, BackupError, HostError, ConfigError) as exc:

@@ -235,6 +235,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "seconds, 0.1..3600", "Reconnect when no frame arrives for this long."),
     Setting("JETSTREAM_REWIND_S", "jetstream_rewind_s", _float_range(0, 3600), "5",
             "seconds, 0..3600", "Resume this far before the stored cursor (duplicates are harmless)."),
+    # The default is the faster transport as measured end to end (bench/RESULTS.md); it equals
+    # engine.sources.jetstream.DEFAULT_TRANSPORT (tests/engine/test_config.py checks).
+    Setting("JETSTREAM_TRANSPORT", "jetstream_transport", _choice("trio-websocket", "sansio"),
+            "trio-websocket", "trio-websocket|sansio",
+            "WebSocket implementation of the Jetstream source: trio-websocket, or websockets' "
+            "Sans-I/O protocol driven on a Trio stream (engine/sources/websocket.py)."),
     # ---- raw firehose (replaces Jetstream when set) and backfill ----
     Setting("FIREHOSE_URL", "firehose_urls", _urls("ws", "wss"), None,
             "comma-separated ws://… or wss://… (a PDS or relay; /xrpc/… path optional)",
@@ -354,6 +360,7 @@ class Config:
     jetstream_zstd_dictionary: Path | None
     jetstream_idle_timeout_s: float
     jetstream_rewind_s: float
+    jetstream_transport: str
     batch_max_rows: int
     batch_max_latency_ms: int
     metrics_host: str

@@ -32,6 +32,12 @@ def _reject_shape(detail: str) -> RejectedEvent:
     return RejectedEvent(RejectReason.INVALID_SHAPE, detail)
 
 
+def _excerpt(value: object) -> str:
+    """A short text for a value an event sent where a string belongs: the string's start, else
+    the type's name (str() of a deeply nested list recurses past Python's limit)."""
+    return repr(value[:40]) if isinstance(value, str) else f"a {type(value).__name__}"
+
+
 def decode_jetstream(frame: bytes, cursor: int | None = None) -> Event:
     """Decode one Jetstream v1 JSON event.
 
@@ -64,7 +70,7 @@ def decode_jetstream(frame: bytes, cursor: int | None = None) -> Event:
         return _identity(data, did, time_us, position, frame)
     if kind == ACCOUNT:
         return _account(data, did, time_us, position, frame)
-    raise _reject_shape(f"unknown kind {str(kind)[:40]!r}")
+    raise _reject_shape(f"unknown kind {_excerpt(kind)}")
 
 
 def _commit(data: dict[str, Any], did: str, time_us: int, cursor: int, frame: bytes) -> Event:
@@ -76,7 +82,7 @@ def _commit(data: dict[str, Any], did: str, time_us: int, cursor: int, frame: by
     rkey = commit.get("rkey")
     rev = commit.get("rev")
     if type(operation) is not str or operation not in _OPERATIONS:  # a dict or list is unhashable
-        raise _reject_shape(f"commit.operation {str(operation)[:40]!r} is not create|update|delete")
+        raise _reject_shape(f"commit.operation {_excerpt(operation)} is not create|update|delete")
     if not syntax.is_nsid(collection):
         raise _reject_shape("commit.collection is missing or not an NSID")
     if not syntax.is_rkey(rkey):

@@ -7,6 +7,7 @@
     ├── SourceError            the upstream stream failed; the source reconnects
     │   ├── SourceTimeout      no frame within the idle timeout
     │   ├── SourceClosed       the peer closed the connection (code, reason)
+    │   ├── SourceRejected     the server refused the WebSocket handshake (HTTP status, if any)
     │   └── SourceRefused      the peer sent an error frame (firehose `op: -1`: error, message)
     ├── HostError              a PDS or relay failed an XRPC call backfill made (status, error)
     └── DatabaseError          Postgres failed while writing
@@ -33,6 +34,7 @@ __all__ = [
     "SourceClosed",
     "SourceError",
     "SourceRefused",
+    "SourceRejected",
     "SourceTimeout",
 ]
 
@@ -92,6 +94,16 @@ class SourceClosed(SourceError):
         super().__init__(f"connection closed (code={code}, reason={reason!r})")
         self.code = code
         self.reason = reason
+
+
+class SourceRejected(SourceError):
+    """The server refused the WebSocket handshake: an HTTP status other than 101 (`status`), or a
+    response that is not a valid handshake (`status` None)."""
+
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(f"handshake refused: {detail}")
+        self.status = status
+        self.detail = detail
 
 
 class SourceRefused(SourceError):

@@ -202,7 +202,8 @@ async def run_engine(config: Config, *, api: bool = False) -> None:
     source = JetstreamSource(config.jetstream_url, config.jetstream_collections,
                              dictionary=config.jetstream_zstd_dictionary,
                              idle_timeout_s=config.jetstream_idle_timeout_s,
-                             rewind_s=config.jetstream_rewind_s)
+                             rewind_s=config.jetstream_rewind_s,
+                             transport=config.jetstream_transport)
     await _run_source(config, source, resume=True, metrics=not api, identity=True, api=api)
 
 

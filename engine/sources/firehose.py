@@ -1,4 +1,5 @@
-"""Raw firehose source: `com.atproto.sync.subscribeRepos` of a PDS or relay, over trio-websocket.
+"""Raw firehose source: `com.atproto.sync.subscribeRepos` of a PDS or relay, over trio-websocket
+(engine/sources/websocket.py).
 
 The cursor is the frame's `seq`, exact and per host (key `firehose:<host[:port]>`), so resuming
 needs no rewind: `?cursor=<last seq>` replays what came after it. Collections are filtered here
@@ -13,14 +14,13 @@ import logging
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import trio_websocket
-
 from .. import metrics
 from ..decode_firehose import ERROR, FirehoseDecoder
-from ..errors import RejectedEvent, RejectReason, SourceRefused
+from ..errors import RejectedEvent, RejectReason, SourceClosed, SourceRefused
 from ..wanted import WantedCollections
 from . import Sink
-from .reconnect import IdleWatchdog, Reconnector, run_websocket
+from .reconnect import Reconnector, run_websocket
+from .websocket import MessageStream
 
 __all__ = ["FirehoseSource", "MAX_MESSAGE_BYTES", "SUBSCRIBE_PATH", "subscribe_url"]
 
@@ -81,16 +81,14 @@ class FirehoseSource:
             return subscribe_url(self.url, self.resume_cursor(start))
 
         async def on_failure(error: BaseException) -> None:
-            if isinstance(error, trio_websocket.ConnectionClosed) and error.reason is not None \
-                    and error.reason.code == _MESSAGE_TOO_BIG:
+            if isinstance(error, SourceClosed) and error.code == _MESSAGE_TOO_BIG:
                 await self._skip_oversize(sink)
 
         await run_websocket(self.label, url_for, functools.partial(self._read, sink=sink),
                             reconnector=self._reconnector, idle_timeout_s=self.idle_timeout_s,
                             max_message_bytes=MAX_MESSAGE_BYTES, on_failure=on_failure)
 
-    async def _read(self, ws: trio_websocket.WebSocketConnection, watchdog: IdleWatchdog, *,
-                    sink: Sink) -> None:
+    async def _read(self, stream: MessageStream, *, sink: Sink) -> None:
         """Read one connection until it fails.
 
         Error handling: an undecodable frame becomes a reject (its raw CBOR kept); an op that
@@ -100,32 +98,31 @@ class FirehoseSource:
         decode = self._decoder.decode
         first = True
         while True:
-            message = await ws.get_message()
-            watchdog.frames += 1
-            if isinstance(message, str):
-                text = RejectedEvent(RejectReason.INVALID_FRAME, "text message on a binary stream")
-                await sink.reject(text, message.encode(), None)
-                continue
-            try:
-                frame = decode(message)
-            except RejectedEvent as rejected:
-                await sink.reject(rejected, message, None)
-                continue
-            if frame.type == ERROR:
-                error = frame.name if frame.name in _KNOWN_ERRORS else "other"
-                metrics.FIREHOSE_ERROR_FRAMES.labels(self.label, error).inc()
-                raise SourceRefused(frame.name, frame.message)
-            if frame.type == "#info":
-                self._info(frame.name, frame.message)
-                continue
-            if first:
-                self._reconnector.healthy()
-                first = False
-            for refused, event in frame.rejects:
-                await sink.reject(refused, message, event.cursor, event)
-            for event in frame.events:
-                await sink.event(event)
-            self.last_seq = frame.seq
+            for message in await stream.receive():
+                if isinstance(message, str):
+                    text = RejectedEvent(RejectReason.INVALID_FRAME, "text message on a binary stream")
+                    await sink.reject(text, message.encode(), None)
+                    continue
+                try:
+                    frame = decode(message)
+                except RejectedEvent as rejected:
+                    await sink.reject(rejected, message, None)
+                    continue
+                if frame.type == ERROR:
+                    error = frame.name if frame.name in _KNOWN_ERRORS else "other"
+                    metrics.FIREHOSE_ERROR_FRAMES.labels(self.label, error).inc()
+                    raise SourceRefused(frame.name, frame.message)
+                if frame.type == "#info":
+                    self._info(frame.name, frame.message)
+                    continue
+                if first:
+                    self._reconnector.healthy()
+                    first = False
+                for refused, event in frame.rejects:
+                    await sink.reject(refused, message, event.cursor, event)
+                for event in frame.events:
+                    await sink.event(event)
+                self.last_seq = frame.seq
 
     def _info(self, name: str | None, message: str | None) -> None:
         metrics.FIREHOSE_INFO.labels(self.label, name if name in _KNOWN_INFO else "other").inc()

@@ -1,4 +1,4 @@
-"""Jetstream v1 source over trio-websocket: subscribe, decode, deliver, reconnect.
+"""Jetstream v1 source: subscribe, decode, deliver, reconnect (over either WebSocket transport).
 
 Resumes from `cursor = last delivered time_us − rewind` (at start: the committed cursor − rewind;
 Jetstream's time_us order is not commit order across repos, so we step back and let the rev gate
@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import trio_websocket
-
 from ..decode import JetstreamDecoder
-from ..errors import RejectedEvent, RejectReason
+from ..errors import RejectedEvent, RejectReason, SourceClosed
 from . import Sink
-from .reconnect import IdleWatchdog, Reconnector, run_websocket
+from .reconnect import Reconnector, run_websocket
+from .websocket import MessageStream
 
-__all__ = ["JetstreamSource", "MAX_MESSAGE_BYTES"]
+__all__ = ["DEFAULT_TRANSPORT", "JetstreamSource", "MAX_MESSAGE_BYTES"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -29,6 +28,9 @@ LOGGER = logging.getLogger(__name__)
 # 16 MiB leaves room; decode rejects anything over its own 4 MiB event cap with a reason.
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 _MESSAGE_TOO_BIG: Final = 1009
+# JETSTREAM_TRANSPORT's default (engine/sources/websocket.py; the choice is measured in
+# bench/RESULTS.md).
+DEFAULT_TRANSPORT: Final = "trio-websocket"
 
 
 def subscribe_url(base: str, collections: tuple[str, ...], cursor: int | None,
@@ -54,19 +56,22 @@ class JetstreamSource:
         dictionary: the v1 zstd dictionary; when given, ask for compress=true.
         idle_timeout_s: reconnect after this long without a frame.
         rewind_s: how far before a cursor to resume.
+        transport: the WebSocket implementation, "trio-websocket" or "sansio" (JETSTREAM_TRANSPORT).
     """
 
     label = "jetstream"
 
     def __init__(self, url: str, collections: tuple[str, ...], *, dictionary: Path | None = None,
                  idle_timeout_s: float = 60.0, rewind_s: float = 5.0,
-                 reconnector: Reconnector | None = None) -> None:
+                 reconnector: Reconnector | None = None,
+                 transport: str = DEFAULT_TRANSPORT) -> None:
         self.name = "jetstream"
         self.url = url
         self.collections = collections
         self.compress = dictionary is not None
         self.idle_timeout_s = idle_timeout_s
         self.rewind_us = int(rewind_s * 1_000_000)
+        self.transport = transport
         self._decoder = JetstreamDecoder(dictionary)
         self._reconnector = reconnector or Reconnector(self.label)
         self.last_cursor: int | None = None  # time_us of the last event delivered
@@ -91,32 +96,31 @@ class JetstreamSource:
             return subscribe_url(self.url, self.collections, self.resume_cursor(start), self.compress)
 
         async def on_failure(error: BaseException) -> None:
-            if isinstance(error, trio_websocket.ConnectionClosed) and error.reason is not None \
-                    and error.reason.code == _MESSAGE_TOO_BIG:
+            if isinstance(error, SourceClosed) and error.code == _MESSAGE_TOO_BIG:
                 await self._skip_oversize(sink)
 
         await run_websocket(self.label, url_for, functools.partial(self._read, sink=sink),
                             reconnector=self._reconnector, idle_timeout_s=self.idle_timeout_s,
-                            max_message_bytes=MAX_MESSAGE_BYTES, on_failure=on_failure)
+                            max_message_bytes=MAX_MESSAGE_BYTES, transport=self.transport,
+                            on_failure=on_failure)
 
-    async def _read(self, ws: trio_websocket.WebSocketConnection, watchdog: IdleWatchdog, *,
-                    sink: Sink) -> None:
+    async def _read(self, stream: MessageStream, *, sink: Sink) -> None:
         decode = self._decoder.decode
+        deliver = sink.event
         first = True
         while True:
-            message = await ws.get_message()
-            watchdog.frames += 1
-            try:
-                event = decode(message)
-            except RejectedEvent as rejected:
-                raw = message.encode() if isinstance(message, str) else message
-                await sink.reject(rejected, raw, None)
-                continue
-            if first:
-                self._reconnector.healthy()
-                first = False
-            self.last_cursor = event.cursor
-            await sink.event(event)
+            for message in await stream.receive():
+                try:
+                    event = decode(message)
+                except RejectedEvent as rejected:
+                    raw = message.encode() if isinstance(message, str) else message
+                    await sink.reject(rejected, raw, None)
+                    continue
+                if first:
+                    self._reconnector.healthy()
+                    first = False
+                self.last_cursor = event.cursor
+                await deliver(event)
 
     async def _skip_oversize(self, sink: Sink) -> None:
         # The server sent a message over MAX_MESSAGE_BYTES; resuming with the rewind would fetch it

@@ -1,8 +1,9 @@
-"""The reconnect policy every live source shares: backoff with jitter, an idle watchdog, and the
+"""The reconnect policy every live source shares: backoff with jitter, and the
 connect → read → classify the failure → back off → reconnect loop (`run_websocket`).
 
 Each source supplies only what differs: the URL of the next connection (its resume cursor) and
-how to read one connection's messages.
+how to read one connection's messages. The WebSocket itself (and its idle watchdog) comes from
+`websocket.py`, over either transport.
 """
 
 from __future__ import annotations
@@ -16,25 +17,18 @@ import trio_websocket
 
 from .. import metrics
 from ..backoff import backoff_delay
-from ..errors import SourceRefused, SourceTimeout
+from ..errors import SourceClosed, SourceRefused, SourceRejected, SourceTimeout
+from .websocket import MessageStream, open_message_stream
 
-__all__ = ["IdleWatchdog", "Reconnector", "RECONNECT_BASE_S", "RECONNECT_CAP_S", "failure_of",
-           "run_websocket"]
+__all__ = ["Reconnector", "RECONNECT_BASE_S", "RECONNECT_CAP_S", "failure_of", "run_websocket"]
 
 LOGGER = logging.getLogger(__name__)
 # First retry after ~0.5-1 s, doubling to a 60 s ceiling: fast recovery from a blip, and a
 # public Jetstream host that is down for minutes sees one attempt a minute from us, not a storm.
 RECONNECT_BASE_S: Final = 1.0
 RECONNECT_CAP_S: Final = 60.0
-# trio-websocket reads 4 KiB per recv by default; bigger reads cut syscalls at high rates.
-RECEIVE_BUFFER_BYTES: Final = 64 * 1024
-# Messages buffered between trio-websocket's reader task and ours.
-MESSAGE_QUEUE_SIZE: Final = 32
-CONNECT_TIMEOUT_S: Final = 10.0
-# Closing a dead connection must not wait trio-websocket's default 60 s for a close handshake.
-DISCONNECT_TIMEOUT_S: Final = 2.0
 
-Reader = Callable[[trio_websocket.WebSocketConnection, "IdleWatchdog"], Awaitable[None]]
+Reader = Callable[[MessageStream], Awaitable[None]]
 
 
 class Reconnector:
@@ -66,32 +60,6 @@ class Reconnector:
         await trio.sleep(delay)
 
 
-class IdleWatchdog:
-    """Cancels a scope when no frame arrived for `timeout_s`.
-
-    The reader bumps `frames` per frame (an integer add, no clock read on the hot path); the
-    watchdog wakes every quarter timeout, so it fires between 1 and 1.25 timeouts of silence.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.frames = 0
-        self.fired = False
-
-    async def run(self, scope: trio.CancelScope) -> None:
-        seen = self.frames
-        quiet_since = trio.current_time()
-        while True:
-            await trio.sleep(self.timeout_s / 4)
-            now = trio.current_time()
-            if self.frames != seen:
-                seen, quiet_since = self.frames, now
-            elif now - quiet_since >= self.timeout_s:
-                self.fired = True
-                scope.cancel()
-                return
-
-
 def failure_of(exc: BaseException) -> tuple[str, str, BaseException] | None:
     """(reason, message, the error itself) for a connection failure, looking inside exception
     groups; None if `exc` is not one (then it is a bug: re-raise)."""
@@ -102,6 +70,12 @@ def failure_of(exc: BaseException) -> tuple[str, str, BaseException] | None:
         return "idle", str(exc), exc
     if isinstance(exc, SourceRefused):
         return "error_frame", str(exc), exc
+    if isinstance(exc, SourceClosed):
+        return "closed", f"code={exc.code} {exc.reason or ''}".strip(), exc
+    if isinstance(exc, SourceRejected):
+        if exc.status is not None:
+            return "rejected", f"HTTP {exc.status}", exc
+        return "handshake", exc.detail, exc
     if isinstance(exc, trio_websocket.ConnectionClosed):
         reason = exc.reason
         if reason is None:
@@ -126,6 +100,7 @@ def failure_of(exc: BaseException) -> tuple[str, str, BaseException] | None:
 
 async def run_websocket(label: str, url_for: Callable[[], str], read: Reader, *,
                         reconnector: Reconnector, idle_timeout_s: float, max_message_bytes: int,
+                        transport: str = "trio-websocket",
                         on_failure: Callable[[BaseException], Awaitable[None]] | None = None
                         ) -> NoReturn:
     """Connect to `url_for()`, let `read` consume the connection, and reconnect forever.
@@ -134,8 +109,8 @@ async def run_websocket(label: str, url_for: Callable[[], str], read: Reader, *,
         label: the source label for logs and metrics.
         url_for: the URL of the next connection (called before each attempt: it carries the
             source's resume cursor).
-        read: reads one connection until it fails; bumps `watchdog.frames` per message and calls
-            `reconnector.healthy()` once data flowed.
+        read: reads one connection until it fails; calls `reconnector.healthy()` once data flowed.
+        transport: "trio-websocket" or "sansio" (`websocket.py`).
         on_failure: called with the failure before the backoff (e.g. to skip an oversize message).
 
     Error handling: every connection failure (`failure_of`) — refused, unreachable, closed, an
@@ -147,7 +122,12 @@ async def run_websocket(label: str, url_for: Callable[[], str], read: Reader, *,
     while True:
         url = url_for()
         try:
-            await _connection(label, url, read, idle_timeout_s, max_message_bytes)
+            async with open_message_stream(transport, url, max_message_bytes=max_message_bytes,
+                                           idle_timeout_s=idle_timeout_s) as stream:
+                LOGGER.info("%s connected", label,
+                            extra={"source": label, "url": url, "transport": transport})
+                connected.set(1)
+                await read(stream)
         except Exception as exc:
             failure = failure_of(exc)
             if failure is None:
@@ -157,20 +137,3 @@ async def run_websocket(label: str, url_for: Callable[[], str], read: Reader, *,
             if on_failure is not None:
                 await on_failure(error)
             await reconnector.wait(reason, message, url)
-
-
-async def _connection(label: str, url: str, read: Reader, idle_timeout_s: float,
-                      max_message_bytes: int) -> None:
-    watchdog = IdleWatchdog(idle_timeout_s)
-    with trio.CancelScope() as idle_scope:
-        async with trio_websocket.open_websocket_url(
-                url, max_message_size=max_message_bytes, message_queue_size=MESSAGE_QUEUE_SIZE,
-                receive_buffer_size=RECEIVE_BUFFER_BYTES, connect_timeout=CONNECT_TIMEOUT_S,
-                disconnect_timeout=DISCONNECT_TIMEOUT_S) as ws:
-            LOGGER.info("%s connected", label, extra={"source": label, "url": url})
-            metrics.SOURCE_CONNECTED.labels(label).set(1)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(watchdog.run, idle_scope)
-                await read(ws, watchdog)
-    if watchdog.fired:
-        raise SourceTimeout(f"no frame for {idle_timeout_s:g} s")

@@ -347,6 +347,23 @@ async def test_rate_paces_1000_events_at_500_per_second_over_2_virtual_seconds(
     assert 1.8 <= elapsed <= 2.2
 
 
+async def test_stamp_time_with_a_rate_stamps_each_event_with_when_it_was_due(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """As Jetstream stamps an event when it arrives: the k-th event sent at 500/s is stamped
+    first + k × 2 ms, however late the subscriber reads it; nothing else in it changes."""
+    events = [commit(n) for n in range(50)]
+    emulator = JetstreamEmulator(events, rate=500, stamp_time=True)
+    url = await nursery.start(emulator.serve)
+    async with subscribe(url, "?cursor=0") as ws:
+        received = [orjson.loads(raw) for raw in await receive(ws, 50)]
+    stamps = [event.pop("time_us") for event in received]
+    assert [stamp - stamps[0] for stamp in stamps] == [k * 2000 for k in range(50)]
+    originals = [orjson.loads(raw) for raw in events]
+    for original in originals:
+        del original["time_us"]
+    assert received == originals
+
+
 async def test_options_update_changes_the_filter_mid_stream(nursery: trio.Nursery) -> None:
     emulator = JetstreamEmulator()
     url = await nursery.start(emulator.serve)

@@ -57,3 +57,19 @@ async def test_without_rate_the_pacer_never_sleeps(autojump_clock: trio.testing.
 def test_pacer_refuses_a_rate_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Pacer(0)
+
+
+async def test_grant_lets_a_burst_go_at_the_rate_of_single_frames(
+        autojump_clock: trio.testing.MockClock) -> None:
+    pacer = Pacer(1000)
+    start = trio.current_time()
+    sent = 0
+    while sent < 2000:
+        sent += await pacer.grant(min(256, 2000 - sent))
+    assert sent == 2000
+    assert trio.current_time() - start == pytest.approx(2.0, rel=0.01)
+
+
+async def test_grant_without_rate_gives_everything_asked(
+        autojump_clock: trio.testing.MockClock) -> None:
+    assert await Pacer(None).grant(300) == 300

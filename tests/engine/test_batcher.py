@@ -58,6 +58,24 @@ async def test_partial_batch_ships_after_latency(autojump_clock: trio.testing.Mo
         await b.aclose()
 
 
+async def test_batch_past_its_deadline_grows_while_the_writer_is_busy(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Group commit: nobody waits on the writer channel (the writer is writing), so a batch past
+    its deadline keeps filling; it ships, whole, as soon as the writer asks for the next one."""
+    b, receive = batcher(size=100, latency=0.25)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(b.run)
+        b.add(event(1), op(1))
+        await trio.sleep(1)  # four deadlines later, the writer still busy
+        b.add(event(2), op(2))
+        assert b.pending == 2  # not shipped: still the batch being filled
+        start = trio.current_time()
+        batch = await receive.receive()  # the writer is free
+        assert trio.current_time() - start < 0.01
+        assert [r[0] for r in batch.rows[TABLE]] == [1, 2] and batch.cursor == 2
+        await b.aclose()
+
+
 async def test_close_ships_the_rest_then_closes_channel(autojump_clock: trio.testing.MockClock) -> None:
     b, receive = batcher(size=100, latency=60)
     async with trio.open_nursery() as nursery:

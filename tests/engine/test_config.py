@@ -70,3 +70,14 @@ def test_describe_masks_the_database_password() -> None:
     config = load_config(environ={"DATABASE_URL": "postgresql://coves:hunter2@db.internal:5432/coves"})
     shown = dict(config.describe())["DATABASE_URL"]
     assert "hunter2" not in shown and "db.internal" in shown
+
+
+def test_jetstream_transport_defaults_to_the_sources_default_and_refuses_others() -> None:
+    from engine.sources.jetstream import DEFAULT_TRANSPORT
+    from engine.sources.websocket import TRANSPORTS
+
+    assert load_config(environ={}).jetstream_transport == DEFAULT_TRANSPORT
+    for transport in TRANSPORTS:
+        assert load_config(environ={"JETSTREAM_TRANSPORT": transport}).jetstream_transport == transport
+    with pytest.raises(ConfigError, match="JETSTREAM_TRANSPORT"):
+        load_config(environ={"JETSTREAM_TRANSPORT": "asyncio"})

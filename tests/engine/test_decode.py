@@ -85,6 +85,23 @@ def test_malformed_events_are_rejected_with_reason(frame: bytes, reason: RejectR
         assert got_detail == detail
 
 
+@pytest.mark.parametrize("field", ["kind", "operation"])
+def test_a_deeply_nested_value_where_a_string_belongs_is_rejected_not_a_crash(field: str) -> None:
+    """str() of a 990-deep list recurses past Python's limit: the reason names its type."""
+    deep = b"[" * 990 + b"1" + b"]" * 990
+    event = orjson.loads(f.post(f.did(1), "3kabc"))
+    mark = orjson.dumps("DEEP")
+    if field == "kind":
+        event["kind"] = "DEEP"
+    else:
+        event["commit"]["operation"] = "DEEP"
+    frame = orjson.dumps(event).replace(mark, deep, 1)
+    with pytest.raises(RejectedEvent) as rejected:
+        decode_jetstream(frame)
+    assert rejected.value.reason is RejectReason.INVALID_SHAPE
+    assert "a list" in str(rejected.value)
+
+
 def test_oversize_event_is_rejected_before_parsing() -> None:
     frame = b'{"did":"' + b"x" * MAX_EVENT_BYTES + b'"}'
     assert reject_reason(frame)[0] is RejectReason.OVERSIZE

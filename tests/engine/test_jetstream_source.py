@@ -1,5 +1,7 @@
 """The Jetstream source against the emulator: every fault mode, cursor resume with rewind,
-compression, and TCP backpressure — with the real pipeline writing to a real Postgres."""
+compression, and TCP backpressure — with the real pipeline writing to a real Postgres.
+
+Every test runs over both WebSocket transports (JETSTREAM_TRANSPORT: trio-websocket, sansio)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from engine.db import Database
 from engine.pipeline import IngestSettings, run_ingest
 from engine.sources.jetstream import MAX_MESSAGE_BYTES, JetstreamSource
 from engine.sources.reconnect import Reconnector
+from engine.sources.websocket import TRANSPORTS
 from tests import factories as f
 from tests.conftest import shared_path
 from tests.helpers import table
@@ -37,9 +40,18 @@ def last_time_us(frames: Sequence[bytes]) -> int:
     return max(orjson.loads(frame)["time_us"] for frame in frames)
 
 
-def source_for(emulator: JetstreamEmulator, **kwargs: object) -> JetstreamSource:
-    return JetstreamSource(emulator.url, ("social.coves.*",), reconnector=FAST(),
-                           **kwargs)  # type: ignore[arg-type]
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """The WebSocket transport every source of the test uses (each test runs once per transport)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def source_for(transport: str):  # noqa: ANN201 - fixture factory
+    def make(emulator: JetstreamEmulator, **kwargs: object) -> JetstreamSource:
+        return JetstreamSource(emulator.url, ("social.coves.*",), reconnector=FAST(),
+                               transport=transport, **kwargs)  # type: ignore[arg-type]
+    return make
 
 
 async def ingest_until(db: Database, source: JetstreamSource, cursor: int, *, start: int | None = 0,
@@ -80,8 +92,8 @@ async def emulator_for(nursery: trio.Nursery):  # noqa: ANN201 - fixture factory
     return start
 
 
-async def test_ingests_everything_and_sends_the_right_subscription(writer_db: Database,
-                                                                  emulator_for) -> None:  # noqa: ANN001
+async def test_ingests_everything_and_sends_the_right_subscription(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     like = f.commit(f.did("x"), "app.bsky.feed.like", f.tid(), record={"a": 1})
     frames = [like] + workload(50)
     emulator = await emulator_for(frames)
@@ -91,8 +103,8 @@ async def test_ingests_everything_and_sends_the_right_subscription(writer_db: Da
     assert emulator.stats.frames_sent == 51  # the emulator filtered the like out
 
 
-async def test_resume_uses_the_stored_cursor_minus_the_rewind(writer_db: Database,
-                                                              emulator_for) -> None:  # noqa: ANN001
+async def test_resume_uses_the_stored_cursor_minus_the_rewind(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     frames = workload(10)
     emulator = await emulator_for(frames)
     await ingest_until(writer_db, source_for(emulator), last_time_us(frames))
@@ -107,7 +119,7 @@ async def test_resume_uses_the_stored_cursor_minus_the_rewind(writer_db: Databas
 
 @pytest.mark.parametrize("fault", [Fault.ABRUPT_CLOSE, Fault.CLOSE, Fault.STALL])
 async def test_connection_faults_reconnect_with_no_gap_and_no_double_count(
-        writer_db: Database, emulator_for, fault: Fault) -> None:  # noqa: ANN001
+        writer_db: Database, emulator_for, source_for, fault: Fault) -> None:  # noqa: ANN001
     frames = workload(200)
     emulator = await emulator_for(frames)
     emulator.schedule_fault(fault, after=70)
@@ -121,8 +133,8 @@ async def test_connection_faults_reconnect_with_no_gap_and_no_double_count(
     assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 0
 
 
-async def test_garbage_frame_is_rejected_and_ingestion_continues(writer_db: Database,
-                                                                 emulator_for) -> None:  # noqa: ANN001
+async def test_garbage_frame_is_rejected_and_ingestion_continues(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     frames = workload(30)
     emulator = await emulator_for(frames)
     emulator.schedule_fault(Fault.GARBAGE, after=10)
@@ -133,8 +145,8 @@ async def test_garbage_frame_is_rejected_and_ingestion_continues(writer_db: Data
     assert bytes(rejects[0]["raw"]).startswith(b"\x00\xffnot json")
 
 
-async def test_oversize_frame_is_rejected_with_its_head_kept(writer_db: Database,
-                                                            emulator_for) -> None:  # noqa: ANN001
+async def test_oversize_frame_is_rejected_with_its_head_kept(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     frames = workload(30)
     emulator = await emulator_for(frames)
     emulator.schedule_fault(Fault.OVERSIZE, after=10, oversize_bytes=5 * 2**20)
@@ -144,8 +156,8 @@ async def test_oversize_frame_is_rejected_with_its_head_kept(writer_db: Database
     assert (reject["reason"], reject["raw_size"], reject["kept"]) == ("oversize", 5 * 2**20, 64 * 1024)
 
 
-async def test_frame_over_the_socket_limit_is_recorded_and_skipped(writer_db: Database,
-                                                                  emulator_for) -> None:  # noqa: ANN001
+async def test_frame_over_the_socket_limit_is_recorded_and_skipped(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     frames = workload(30)
     emulator = await emulator_for(frames, max_message_size=64 * 2**20)
     emulator.schedule_fault(Fault.OVERSIZE, after=10, oversize_bytes=MAX_MESSAGE_BYTES + 1024)
@@ -155,8 +167,8 @@ async def test_frame_over_the_socket_limit_is_recorded_and_skipped(writer_db: Da
     assert reject["reason"] == "oversize" and "over 16777216 bytes after time_us=" in reject["detail"]
 
 
-async def test_compressed_stream_with_the_v1_dictionary(writer_db: Database,
-                                                        emulator_for) -> None:  # noqa: ANN001
+async def test_compressed_stream_with_the_v1_dictionary(
+        writer_db: Database, emulator_for, source_for) -> None:  # noqa: ANN001
     dictionary = shared_path("jetstream-samples", "binary", "legacy_subscribe.zdict")
     frames = workload(40)
     emulator = await emulator_for(frames, zstd_dictionary=dictionary.read_bytes())
@@ -165,8 +177,8 @@ async def test_compressed_stream_with_the_v1_dictionary(writer_db: Database,
     assert await subscriber_count(writer_db) == 40
 
 
-async def test_compressed_stream_with_a_trained_dictionary(writer_db: Database, emulator_for,
-                                                           tmp_path) -> None:  # noqa: ANN001
+async def test_compressed_stream_with_a_trained_dictionary(
+        writer_db: Database, emulator_for, source_for, tmp_path) -> None:  # noqa: ANN001
     frames = workload(40)
     trained = zstandard.train_dictionary(8192, workload(300) * 2)
     path = tmp_path / "trained.zdict"
@@ -177,7 +189,7 @@ async def test_compressed_stream_with_a_trained_dictionary(writer_db: Database, 
 
 
 async def test_stalled_writer_stops_socket_reads(writer_db: Database, db: Database,
-                                                 emulator_for) -> None:  # noqa: ANN001
+                                                 emulator_for, source_for) -> None:  # noqa: ANN001
     """TCP backpressure: with the writer blocked the engine stops reading; the server's sends
     stall far below the stream's length; releasing the writer drains everything."""
     frames = workload(20_000)

@@ -1,0 +1,183 @@
+"""Commit lag under offered load, and an overload burst.
+
+    python -m bench.lag [--mix coves] [--rates 500 2000 5000 10000 20000] [--duration 60]
+
+Lag at a rate R: the emulator (its own process) offers the workload at R events/s, stamping each
+event's time_us with the wall-clock time it was due (as Jetstream stamps an event when it arrives,
+however late its subscriber reads it); the engine (its own process, bench/_engine_run.py) commits
+and records commit time − time_us for every event. The offer lasts `duration` seconds; a run
+ends when all R × duration events are committed, or GRACE_S after the offer ended (then R was not
+sustainable), or once lag passes GIVE_UP_LAG_S. Lag is *bounded* at R when everything offered
+was committed within GRACE_S of the end of the offer and p99 stayed under BOUNDED_P99_S.
+
+Overload: offer 10 × the highest bounded rate for `burst` seconds; the engine's RSS is sampled
+every 0.25 s (bounded: it plateaus while the backlog stays in the emulator and the socket), and
+once the burst has drained the database must hold every record of the offered events, with no
+rejects and every counter equal to a recount (`coves reconcile`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import trio
+
+from engine.db import open_bridge, open_database
+from engine.reconcile import reconcile
+
+from ._measure import ROOT, CpuClock, process_cpu_s
+from ._postgres import BenchServer
+from .ingest import Emulator
+
+__all__ = ["BOUNDED_P99_S", "GIVE_UP_LAG_S", "GRACE_S", "LagRun", "OverloadRun", "lag_run",
+           "overload_run"]
+
+GRACE_S: Final = 15.0  # after the offer ends, how long the engine may take to catch up
+GIVE_UP_LAG_S: Final = 10.0  # lag beyond this (2 × BOUNDED_P99_S): the rate is not sustainable
+BOUNDED_P99_S: Final = 5.0
+COLLECTION_TABLES: Final = {
+    "social.coves.feed.vote": "votes",
+    "social.coves.community.comment": "comment_records",
+    "social.coves.community.post": "post_records",
+    "social.coves.community.subscription": "subscriptions",
+    "social.coves.community.block": "community_blocks",
+    "social.coves.actor.profile": "actor_profiles",
+    "social.coves.community.profile": "communities",
+}
+
+
+@dataclasses.dataclass
+class LagRun:
+    rate: float
+    duration_s: float
+    offered: int
+    result: dict[str, Any]
+    postgres_s: float
+    emulator_s: float
+
+    @property
+    def committed(self) -> int:
+        return int(self.result["committed"])
+
+    @property
+    def caught_up(self) -> bool:
+        return self.committed >= self.offered and not self.result["gave_up"]
+
+    @property
+    def bounded(self) -> bool:
+        return self.caught_up and self.result["p99"] < BOUNDED_P99_S
+
+    @property
+    def achieved(self) -> float:
+        return self.committed / self.result["seconds"] if self.result["seconds"] else float("nan")
+
+
+@dataclasses.dataclass
+class OverloadRun:
+    rate: float
+    burst_s: float
+    lag: LagRun
+    missing: dict[str, tuple[int, int]]  # table → (expected, found) where they differ
+    rejects: int
+    drift: int
+
+    @property
+    def nothing_missing(self) -> bool:
+        return not self.missing and self.rejects == 0 and self.drift == 0 and self.lag.caught_up
+
+
+def write_head(source: Path, target: Path, lines: int) -> int:
+    """Copy the first `lines` lines of `source` to `target`; return how many there were."""
+    count = 0
+    with source.open("rb") as reader, target.open("wb") as writer:
+        for line in reader:
+            if count == lines:
+                break
+            writer.write(line)
+            count += 1
+    return count
+
+
+def _engine(url: str, ws_url: str, events: int, transport: str, max_seconds: float,
+            give_up_lag_s: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench._engine_run", url, ws_url, "--events", str(events),
+               "--transport", transport, "--max-seconds", str(max_seconds),
+               "--give-up-lag-s", str(give_up_lag_s)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"engine run failed ({done.returncode}): {done.stderr.decode()[-3000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def _offer(server: BenchServer, master: Path, work: Path, name: str, rate: float, offered: int,
+           transport: str, max_seconds: float, give_up_lag_s: float) -> tuple[str, LagRun]:
+    path = work / f"{name}.jsonl"
+    offered = write_head(master, path, offered)
+    url = server.fresh(name)
+    with Emulator(path, rate=rate, stamp_time=True) as emulator:
+        clock = CpuClock(server.postmaster)
+        emulator_before = process_cpu_s(emulator.pid)
+        result = _engine(url, emulator.url, offered, transport, max_seconds, give_up_lag_s)
+        emulator_s = process_cpu_s(emulator.pid) - emulator_before
+        time.sleep(0.5)  # the engine's backend has exited: let the postmaster reap it
+        cpu = clock.stop()
+    path.unlink()
+    return url, LagRun(rate, offered / rate, offered, result, cpu.postgres_s, emulator_s)
+
+
+def lag_run(server: BenchServer, master: Path, work: Path, rate: float, duration_s: float,
+            transport: str) -> LagRun:
+    """Offer `rate` events/s for `duration_s` (or as many events as `master` holds)."""
+    url, run = _offer(server, master, work, f"lag{int(rate)}", rate, int(rate * duration_s),
+                      transport, duration_s + GRACE_S, GIVE_UP_LAG_S)
+    server.drop(url)
+    return run
+
+
+def overload_run(server: BenchServer, master: Path, work: Path, rate: float, burst_s: float,
+                 transport: str, drain_rate: float) -> OverloadRun:
+    """Offer `rate` events/s for `burst_s` s and wait until the engine drained all of it
+    (at `drain_rate`, with a margin); then check that nothing is missing."""
+    offered = int(rate * burst_s)
+    max_seconds = burst_s + 3 * offered / max(drain_rate, 1.0) + 60
+    url, run = _offer(server, master, work, "overload", rate, offered, transport, max_seconds,
+                      math.inf)
+    expected = expected_rows(master, run.offered)
+    missing, rejects, drift = trio.run(_check, url, expected)
+    server.drop(url)
+    return OverloadRun(rate, burst_s, run, missing, rejects, drift)
+
+
+def expected_rows(path: Path, events: int) -> dict[str, int]:
+    """Rows each record table must hold after the first `events` events: one per distinct record
+    (deletes leave tombstones)."""
+    keys: dict[str, set[tuple[str, str]]] = {table: set() for table in COLLECTION_TABLES.values()}
+    with path.open("rb") as reader:
+        for number, line in enumerate(reader):
+            if number == events:
+                break
+            event = orjson.loads(line)
+            commit = event.get("commit")
+            if commit and commit["collection"] in COLLECTION_TABLES:
+                keys[COLLECTION_TABLES[commit["collection"]]].add((event["did"], commit["rkey"]))
+    return {table: len(found) for table, found in keys.items()}
+
+
+async def _check(url: str, expected: dict[str, int]) -> tuple[dict[str, tuple[int, int]], int, int]:
+    async with open_bridge(), open_database(url, max_size=1) as db:
+        missing = {}
+        for table, count in expected.items():
+            found = await db.fetchval(f"SELECT count(*) FROM {table}")
+            if found != count:
+                missing[table] = (count, found)
+        rejects = await db.fetchval("SELECT count(*) FROM ingest_rejects")
+        drift = len(await reconcile(db))
+    return missing, rejects, drift

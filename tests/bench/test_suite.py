@@ -1,0 +1,52 @@
+"""`python -m bench --quick` runs every benchmark end to end and reports every target. It asserts
+that the suite runs, produces its report and plots, and what it checks for correctness (the
+overload leaves nothing missing), never timings: CI machines are shared and noisy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench._report import BEGIN, END, replace_section
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("### Throughput, core mix", "### Throughput, coves mix", "### Lag, coves mix",
+            "### Overload, coves mix", "### API load", "### Targets")
+PLOTS = ("throughput.png", "lag_percentiles.png", "lag_over_time.png", "overload_rss.png",
+         "api_saturation.png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_quick_suite_runs_every_benchmark_and_writes_its_report_and_plots(
+        pg_admin_url: str, tmp_path: Path) -> None:
+    kept = tmp_path / "RESULTS.md"
+    kept.write_text("# Hand-written notes\n\nkept as they are\n")
+    results = ROOT / "bench" / "RESULTS.md"
+    before = results.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, timeout=900, capture_output=True, check=False,
+                          env={**os.environ, "DATABASE_URL": pg_admin_url})
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    report = kept.read_text()
+    assert report.startswith("# Hand-written notes\n\nkept as they are\n")
+    assert report.count(BEGIN) == 1 and report.count(END) == 1
+    for section in SECTIONS:
+        assert section in report, section
+    assert "**Nothing missing.**" in report
+    assert "| api | feed reads saturation / hello-world |" in report
+    for name in PLOTS:
+        assert (tmp_path / "plots" / name).read_bytes().startswith(PNG_SIGNATURE), name
+        assert f"![{name}](plots/{name})" in report
+    assert results.read_bytes() == before  # --out: the repository's report is left alone
+
+
+def test_a_new_run_replaces_the_last_one_and_keeps_the_hand_written_text() -> None:
+    first = replace_section("# Notes\n", "## Suite — run 1\n")
+    assert first == f"# Notes\n\n{BEGIN}\n## Suite — run 1\n{END}\n"
+    second = replace_section(first + "\nAnalysis by hand.\n", "## Suite — run 2")
+    assert second == f"# Notes\n\n{BEGIN}\n## Suite — run 2\n{END}\n\nAnalysis by hand.\n"
