@@ -6,10 +6,14 @@ when it is full, when the batcher closes, or once its oldest event has waited `m
 if the writer is idle then; while the writer is busy, a batch past its deadline keeps filling
 until the writer is free or the batch is full (group commit: under load batches grow, and the
 per-batch work — recounts of busy subjects, the commit — is shared by more events; an idle
-writer still gets every event within `max_latency_s`). The flusher is the only sender on the
-writer's channel, so batches keep their order. While the writer is busy and the channel is full
-the flusher blocks on it, the reader fills the next batch and then waits: memory stays within
-(channel capacity + 2) batches and the socket stops being read.
+writer still gets every event within `max_latency_s`). The writer says when it is free: it calls
+`writer_idle()` right before it waits for its next batch (Writer.run's `on_idle`), and the
+flusher holding a late batch sleeps until that signal, a full batch or closing — no timed
+wake-ups while the writer works. A consumer that never signals gets each batch at its deadline.
+The flusher is the only sender on the writer's channel, so batches keep their order. While the
+writer is busy and the channel is full the flusher blocks on it, the reader fills the next batch
+and then waits: memory stays within (channel capacity + 2) batches and the socket stops being
+read.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ __all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
 # cannot fill the database. Other rejects are under the 4 MiB event cap and kept whole, so
 # `coves redrive` can re-read them.
 REJECT_RAW_CAP_BYTES: Final = 64 * 1024
-# How often a flusher holding a batch past its deadline checks whether the writer became idle.
-WRITER_POLL_S: Final = 0.002
 # Batch ids: the process start time (seconds, hex) and a counter, unique across restarts.
 _BATCH_IDS: Final = itertools.count(int(time.time()) << 20)
 
@@ -105,8 +107,10 @@ class Batcher:
         send: the writer's bounded channel.
         source: cursor key stored with each batch.
         max_size: events per batch before it ships.
-        max_latency_s: longest an event waits in a batch before it ships.
+        max_latency_s: longest an event waits in a batch before it ships (if the writer is idle).
         known_collections: collections with handlers (for metric labels).
+
+    Group commit needs the writer's idle signal: pass `writer_idle` as `Writer.run`'s `on_idle`.
     """
 
     def __init__(self, send: trio.MemorySendChannel[Batch], *, source: str, max_size: int,
@@ -119,7 +123,9 @@ class Batcher:
         self._pending = Batch(source)
         self._closing = False
         self._has_items = trio.Event()
-        self._urgent = trio.Event()
+        self._urgent = trio.Event()  # full or closing: ship now
+        self._wake = trio.Event()  # urgent, or the writer went idle: recheck a held batch
+        self._writer_signals = False  # set by the first writer_idle(): group commit is on
         self._taken = trio.Event()
 
     # ---- reader side: synchronous adds, one await when the batch is full ----
@@ -147,6 +153,7 @@ class Batcher:
             batch.last_time_us = event.time_us
         if batch.size >= self._max_size:
             self._urgent.set()
+            self._wake.set()
         return batch
 
     def add(self, event: Event, ops: list[RowOp]) -> None:
@@ -192,6 +199,19 @@ class Batcher:
         self._closing = True
         self._has_items.set()
         self._urgent.set()
+        self._wake.set()
+
+    # ---- writer side ----
+
+    def writer_idle(self) -> None:
+        """The writer is about to wait for its next batch, none queued (Writer.run's `on_idle`).
+
+        Synchronous and cheap: it only wakes the flusher. From the first call on, the writer must
+        call it before every such wait, since a batch past its deadline is then held while the
+        writer is busy and this is what releases it.
+        """
+        self._writer_signals = True
+        self._wake.set()
 
     # ---- flusher task ----
 
@@ -207,6 +227,19 @@ class Batcher:
         """No task waits on the writer's channel: the writer is writing (or batches are queued)."""
         return self._send.statistics().tasks_waiting_receive == 0
 
+    async def _hold_while_writer_busy(self) -> None:
+        """Group commit: keep a batch past its deadline filling while the writer is busy.
+
+        Sleeps until the writer's idle signal, a full batch or closing (never on a timer); then
+        the channel statistics say whether the writer really waits. A writer that never signalled
+        cannot release a held batch, so without the signal the batch ships at its deadline.
+        """
+        while self._writer_signals:
+            self._wake = trio.Event()  # fresh before the check: a signal after it is not lost
+            if self._urgent.is_set() or not self._writer_busy():
+                return
+            await self._wake.wait()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ship batches until closed; then close the writer channel.
 
@@ -219,9 +252,7 @@ class Batcher:
                 if not self._urgent.is_set():
                     with trio.move_on_at(self._pending.deadline):
                         await self._urgent.wait()
-                    while not self._urgent.is_set() and self._writer_busy():
-                        with trio.move_on_after(WRITER_POLL_S):
-                            await self._urgent.wait()
+                    await self._hold_while_writer_busy()
                 batch = self._take()
                 if batch.size:
                     await self._send.send(batch)

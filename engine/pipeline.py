@@ -2,6 +2,11 @@
 
     source ──Event──► router ──rows──► batcher ══Batch══► writer ──COMMIT──► Postgres
     (task: read, decode, handle, add)   (task: flush)  (bounded)  (task: one txn per batch)
+                                           ▲                           │
+                                           └──────── idle signal ──────┘
+
+The writer calls `Batcher.writer_idle` right before it waits for a batch, so the batcher's group
+commit (a batch past its deadline grows while the writer is busy) needs no polling.
 
 `run_ingest` runs the pipeline under a supervisor. If the database breaker opens, the pipeline
 is torn down (uncommitted batches are dropped: they are still upstream), the supervisor probes
@@ -16,6 +21,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Final
 
 import trio
@@ -104,7 +110,8 @@ async def _run_pipeline(source: Source, start: int | None, writer: Writer, regis
     router = Router(registry, batcher, label=source.label)
     metrics.PENDING_EVENTS.labels(source.label).set_function(lambda: batcher.pending)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(writer.run, receive)
+        # The writer tells the batcher when it waits for a batch: group commit without polling.
+        nursery.start_soon(partial(writer.run, receive, on_idle=batcher.writer_idle))
         nursery.start_soon(batcher.run)
         async with trio.open_nursery() as reading:
             if stop is not None:

@@ -307,14 +307,28 @@ class Writer:
         self._on_commit = on_commit
         self.committed_cursor: int | None = None
 
-    async def run(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
+    async def run(self, receive: trio.MemoryReceiveChannel[Batch], *,
+                  on_idle: Callable[[], None] | None = None) -> None:
         """Write every batch until the channel closes.
+
+        Args:
+            receive: the batches, in order.
+            on_idle: called right before each wait for a batch when none is queued (the
+                batcher's `writer_idle`: group commit ships a held batch then, without polling).
 
         Raises:
             BreakerOpen: the database kept failing; the batch in hand is not committed.
         """
         async with receive:
-            async for batch in receive:
+            while True:
+                # Signal, then receive without a checkpoint in between: by the time the batcher's
+                # flusher runs, this task already waits on the channel.
+                if on_idle is not None and receive.statistics().current_buffer_used == 0:
+                    on_idle()
+                try:
+                    batch = await receive.receive()
+                except trio.EndOfChannel:
+                    return
                 metrics.QUEUE_DEPTH.labels(self._label).set(receive.statistics().current_buffer_used)
                 await self.write(batch)
 

@@ -1,16 +1,24 @@
-"""Batcher: ships on size, on latency (virtual clock), on close; keeps order; pushes back."""
+"""Batcher: ships on size, on latency (virtual clock), on close; keeps order; pushes back;
+group commit driven by the writer's idle signal, without timed wake-ups."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from engine.batcher import Batch, Batcher
+from engine.breaker import Breaker
 from engine.decode import decode_jetstream
 from engine.errors import RejectedEvent, RejectReason
 from engine.records.community_profile import TABLE
 from engine.tables import RowOp
+from engine.writer import WritePlan, Writer
 from tests import factories as f
 
 
@@ -58,21 +66,149 @@ async def test_partial_batch_ships_after_latency(autojump_clock: trio.testing.Mo
         await b.aclose()
 
 
+class GatedDatabase:
+    """Stands in for the writer's database: each batch's transaction lasts until the test opens
+    the gate, so the test decides exactly how long the real Writer stays busy."""
+
+    def __init__(self) -> None:
+        self.started: list[Batch] = []  # batches whose transaction began, in order
+        self._gate = trio.Event()
+        self.writing = trio.Event()  # set when a transaction starts
+
+    async def run(self, fn: Any, plan: WritePlan, batch: Batch) -> list[Any]:
+        self.started.append(batch)
+        self.writing.set()
+        await self._gate.wait()
+        self._gate = trio.Event()
+        return []
+
+    def commit(self) -> None:
+        """Let the transaction in progress finish."""
+        self.writing = trio.Event()
+        self._gate.set()
+
+
+def rows(batch: Batch) -> list[int]:
+    return [row[0] for row in batch.rows[TABLE]]
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps (wake-ups) of the task named `name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.steps += 1
+
+
+@contextmanager
+def counting_steps(name: str) -> Iterator[StepCounter]:
+    counter = StepCounter(name)
+    trio.lowlevel.add_instrument(counter)
+    try:
+        yield counter
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+
+
+def writer(db: GatedDatabase) -> Writer:
+    return Writer(db, WritePlan((), ()), breaker=Breaker("database"), label="test")  # type: ignore[arg-type]
+
+
 async def test_batch_past_its_deadline_grows_while_the_writer_is_busy(
         autojump_clock: trio.testing.MockClock) -> None:
-    """Group commit: nobody waits on the writer channel (the writer is writing), so a batch past
-    its deadline keeps filling; it ships, whole, as soon as the writer asks for the next one."""
+    """Group commit: while the writer is writing, a batch past its deadline keeps filling, and
+    the flusher sleeps (no timed wake-ups); it ships, whole, as soon as the writer signals idle."""
+    b, receive = batcher(capacity=2, size=100, latency=0.25)
+    db = GatedDatabase()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(writer(db).run, receive, on_idle=b.writer_idle))
+        nursery.start_soon(b.run, name="flusher")
+        b.add(event(1), op(1))
+        await db.writing.wait()  # the idle writer got it at its deadline
+        assert trio.current_time() == pytest.approx(0.25)
+        b.add(event(2), op(2))
+        await trio.sleep(0.5)  # batch 2 is past its deadline; the writer is still busy
+        with counting_steps("flusher") as flusher:
+            for n in range(3, 6):
+                await trio.sleep(1)  # many deadlines later, the writer still busy
+                b.add(event(n), op(n))
+            assert b.pending == 4  # not shipped: still the batch being filled
+            assert flusher.steps == 0  # polling every 2 ms would have woken it ~1,500 times
+            start = trio.current_time()
+            db.commit()  # batch 1 commits: the writer signals idle and waits
+            await db.writing.wait()
+        assert trio.current_time() == start  # shipped at once, not at a later poll
+        assert 1 <= flusher.steps <= 3
+        assert [rows(batch) for batch in db.started] == [[1], [2, 3, 4, 5]]
+        assert db.started[1].cursor == 5 and b.pending == 0
+        db.commit()
+        await b.aclose()
+
+
+async def test_idle_writer_gets_a_lone_event_within_the_latency(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """An idle, signalling writer gets each lone event at its deadline: its idle signal neither
+    ships a batch early nor is needed again to ship the next one."""
+    b, receive = batcher(size=100, latency=0.25)
+    db = GatedDatabase()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(writer(db).run, receive, on_idle=b.writer_idle))
+        nursery.start_soon(b.run)
+        for n in (1, 2):
+            await trio.sleep(5)  # an idle batcher ships nothing
+            b.add(event(n), op(n))
+            start = trio.current_time()
+            await db.writing.wait()
+            assert trio.current_time() - start == pytest.approx(0.25)
+            db.commit()
+        assert [rows(batch) for batch in db.started] == [[1], [2]]
+        await b.aclose()
+
+
+async def test_a_held_batch_ships_when_full_or_closing(autojump_clock: trio.testing.MockClock) -> None:
+    """The writer busy and a batch held past its deadline: filling it up ships it into the
+    channel at once, and so does closing the batcher; order is kept."""
+    b, receive = batcher(capacity=2, size=3, latency=0.25)
+    db = GatedDatabase()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(writer(db).run, receive, on_idle=b.writer_idle))
+        nursery.start_soon(b.run)
+        b.add(event(1), op(1))
+        await db.writing.wait()  # the writer is busy with [1] from here on
+        b.add(event(2), op(2))
+        await trio.sleep(1)
+        for n in (3, 4):
+            b.add(event(n), op(n))
+        await b.wait_until_taken()
+        assert receive.statistics().current_buffer_used == 1  # [2, 3, 4], queued
+        b.add(event(5), op(5))
+        await trio.sleep(1)
+        await b.aclose()  # closing ships [5] behind it although the writer is still busy
+        await trio.testing.wait_all_tasks_blocked()
+        assert receive.statistics().current_buffer_used == 2
+        while len(db.started) < 3 or db.writing.is_set():
+            db.commit()
+            await trio.testing.wait_all_tasks_blocked()
+    assert [rows(batch) for batch in db.started] == [[1], [2, 3, 4], [5]]
+
+
+async def test_without_the_writer_signal_a_batch_ships_at_its_deadline(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A consumer that never signals idle cannot release a held batch: it gets each batch at its
+    deadline, like a batcher without group commit, even while it is not waiting."""
     b, receive = batcher(size=100, latency=0.25)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(b.run)
         b.add(event(1), op(1))
-        await trio.sleep(1)  # four deadlines later, the writer still busy
+        await trio.sleep(1)  # busy elsewhere, not waiting on the channel
+        assert b.pending == 0 and receive.statistics().current_buffer_used == 1
         b.add(event(2), op(2))
-        assert b.pending == 2  # not shipped: still the batch being filled
-        start = trio.current_time()
-        batch = await receive.receive()  # the writer is free
-        assert trio.current_time() - start < 0.01
-        assert [r[0] for r in batch.rows[TABLE]] == [1, 2] and batch.cursor == 2
+        await trio.sleep(1)
+        assert [rows(receive.receive_nowait()), rows(receive.receive_nowait())] == [[1], [2]]
         await b.aclose()
 
 
