@@ -76,8 +76,12 @@ def _lag_events(options: Options, throughput: dict[str, Run], rates: tuple[float
 
 
 def run_suite(options: Options, progress: object = print) -> Suite:
-    say = progress if callable(progress) else print
+    report = progress if callable(progress) else print
     started = time.perf_counter()
+
+    def say(line: str) -> None:  # each line stamped with the suite's elapsed time (its budget: 15 min)
+        report(f"[{(time.perf_counter() - started) / 60:4.1f} min] {line}")
+
     header = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "commit": commit(),
               "machine": machine(), "command": "python -m bench " + " ".join(sys.argv[1:])}
     suite = Suite(header, options.events, {}, {}, {}, None, options.transport)

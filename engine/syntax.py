@@ -158,9 +158,10 @@ def make_tid(time_us: int, clock_id: int = 0) -> str:
     return "".join(reversed(chars))
 
 
+# Not is_rkey: record keys are mostly fresh TIDs, so a memo of them only misses (it cost ~2 µs
+# per event in inserts and clears, against ~0.3 µs for the regex).
 is_did = _memo(is_did, False)  # type: ignore[assignment]
 is_nsid = _memo(is_nsid, False)  # type: ignore[assignment]
-is_rkey = _memo(is_rkey, False)  # type: ignore[assignment]
 is_handle = _memo(is_handle, False)  # type: ignore[assignment]
 split_at_uri = _memo(split_at_uri, None)  # type: ignore[assignment]
 is_at_uri = _memo(is_at_uri, False)  # type: ignore[assignment]

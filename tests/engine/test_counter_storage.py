@@ -1,0 +1,40 @@
+"""How the counter tables are stored (sql/0007): room for in-place updates, and the rank history
+log kept lean — its old rows are still pruned through the BRIN index on changed_at."""
+
+from __future__ import annotations
+
+from engine.db import Database
+from tests import factories as f
+from tests.helpers import ingest
+
+C, U1, U2 = f.did("c"), f.did("u1"), f.did("u2")
+P = f.uri(C, f.POST, "3k7a3dmb5bk2c")
+
+
+async def test_counter_tables_leave_room_for_in_place_updates(writer_db: Database) -> None:
+    rows = await writer_db.fetch(
+        "SELECT relname, reloptions FROM pg_class "
+        "WHERE relname IN ('post_stats', 'comment_stats', 'communities') ORDER BY relname")
+    assert [(r["relname"], r["reloptions"]) for r in rows] == [
+        ("comment_stats", ["fillfactor=80"]), ("communities", ["fillfactor=80"]),
+        ("post_stats", ["fillfactor=80"])]
+
+
+async def test_rank_history_keeps_old_keys_and_prunes_expired_rows(writer_db: Database) -> None:
+    await ingest(writer_db, [f.profile(C), f.post(C, "3k7a3dmb5bk2c"), f.vote(U1, f.tid(), P)])
+    kept = await writer_db.fetch("SELECT score FROM rank_history WHERE uri = $1", P)
+    assert [r["score"] for r in kept] == [0]  # the keys before the vote
+
+    # A row from two days ago, and one comment: comment_count is no sort key, so no history.
+    await writer_db.execute(
+        "INSERT INTO rank_history (uri, hot_key, score, created_at, changed_at) "
+        "VALUES ('at://expired', 0, 0, now(), now() - interval '2 days')")
+    await ingest(writer_db, [f.comment(U2, f.tid(), root=P)])
+    assert await writer_db.fetchval("SELECT comment_count FROM posts WHERE uri = $1", P) == 1
+    assert await writer_db.fetchval("SELECT count(*) FROM rank_history WHERE uri = $1", P) == 1
+
+    # The next sort-key change prunes what is older than the retention, and keeps the rest.
+    await ingest(writer_db, [f.vote(U2, f.tid(), P, "down")])
+    rows = await writer_db.fetch("SELECT uri, score FROM rank_history "
+                                 "WHERE uri IN ($1, 'at://expired') ORDER BY id", P)
+    assert [(r["uri"], r["score"]) for r in rows] == [(P, 0), (P, 1)]
