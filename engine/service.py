@@ -125,6 +125,15 @@ async def _run_identity(config: Config, url: str, *,
 # The API's read pool: each request holds a connection for one statement (~1-5 ms), so a few
 # connections serve hundreds of requests per second; more would only queue inside Postgres.
 API_POOL_SIZE: Final = 8
+# The API's statements are prepared once per connection (asyncpg's statement cache), but with the
+# default plan_cache_mode Postgres kept planning them again at every call (2-6 ms of planning for
+# 2-3 ms of execution): their optional parameters (`:viewer IS NULL OR …`) make a generic plan
+# look costlier than the custom ones, so it never switched. Generic plans, made once per
+# connection, took 20-47 % off most endpoints on the 1M-post bench dataset (every read endpoint
+# and each feed's second page, sequential requests, 2026-11-26; bench/RESULTS.md); statements
+# whose generic plan was poor were rewritten to be good in both modes (api/views/community.py
+# TARGET). The writer's statements have no optional parameters and keep the default.
+API_SERVER_SETTINGS: Final = {"plan_cache_mode": "force_generic_plan"}
 
 
 async def _serve_api(config: Config, url: str, stop: trio.Event, *,
@@ -135,8 +144,8 @@ async def _serve_api(config: Config, url: str, stop: trio.Event, *,
     from api.server import serve_api
     from api.writes import open_writes
 
-    async with open_database(url, min_size=1, max_size=API_POOL_SIZE,
-                             application_name="coves-api") as db, open_identity(config) as identity, \
+    async with open_database(url, min_size=1, max_size=API_POOL_SIZE, application_name="coves-api",
+                             server_settings=API_SERVER_SETTINGS) as db, open_identity(config) as identity, \
             open_writer_database(url) as writer, open_writes(config, db, writer) as writes:
         await serve_api(config, db, identity.resolver, writes=writes, shutdown_trigger=stop.wait,
                         task_status=task_status)

@@ -18,7 +18,8 @@ from quart.typing import TestClientProtocol as Client
 from api.app import create_app
 from api.ratelimit import RateLimiter
 from engine.config import Config, load_config
-from engine.db import Database
+from engine.db import Database, open_database
+from engine.service import API_SERVER_SETTINGS
 from tests.helpers import ingest
 
 from .keys import KeyResolver
@@ -47,6 +48,13 @@ class FakeClock:
 
 def api_config(**env: str) -> Config:
     return load_config(environ={**API_ENV, **env})
+
+
+@pytest.fixture
+async def db(bridge: None, database_url: str) -> AsyncIterator[Database]:
+    """The API's read pool as `coves api` opens it: generic plans (engine/service.py)."""
+    async with open_database(database_url, server_settings=API_SERVER_SETTINGS) as database:
+        yield database
 
 
 @pytest.fixture
