@@ -149,8 +149,11 @@ _LIST_FILTERS: Final = f"""
 
 LIST_SORTS: Final = {
     "popular": SortKey("popular", "c.subscriber_count", INTEGER, "c.did"),
-    # Most recent live post first; communities without posts last (as of 1970).
-    "active": SortKey("active", "coalesce((SELECT max(p.created_at) FROM posts AS p WHERE "
+    # Most recent live post first; communities without posts last (as of 1970). On post_stats,
+    # whose (community_did, created_at) index answers each community with one probe: through
+    # the `posts` view (a join with post_records) a page took 2.2-2.8 s at 10k communities and
+    # 1M posts, against 90-130 ms (bench dataset, 2026-11-26).
+    "active": SortKey("active", "coalesce((SELECT max(p.created_at) FROM post_stats AS p WHERE "
                                 "p.community_did = c.did AND p.deleted_at IS NULL), 'epoch')",
                       TIME, "c.did"),
     "new": SortKey("new", "c.created_at", TIME, "c.did"),
