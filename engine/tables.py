@@ -27,19 +27,21 @@ a Tally, which the writer keeps by deltas instead:
     batch changes them by exactly the change of the pairs whose rows it touched.
   * The writer reads the counted value of every pair the staged rows name before the merge
     and after it (`tally_sql`), and adds after − before, summed per subject, to the stored
-    counters. Both reads and the full recount are generated here from the
-    one Tally (same live filter, same "newest" order, same weights), so they cannot disagree;
-    ties in version go to the greater value, so "newest" is a function of the rows, not of their
-    physical order.
+    counters once every table of the batch is merged. Both reads and the full recount are
+    generated here from the one Tally (same live filter, same "newest" order, same weights), so
+    they cannot disagree; ties in version go to the greater value, so "newest" is a function of
+    the rows, not of their physical order.
   * Exact as long as the stored counters were exact when the batch began, and nothing else
-    changed the pairs in between: the writer lock (writer.py) serialises writers, purges and new
-    or changed subject rows still get a full recount, which runs after the deltas. A counter
-    corrupted by hand stays off by the same amount until `coves reconcile --fix` (which recounts
-    in full) — a full-recount writer healed a subject the next time a batch touched it.
+    changed the pairs in between: the writer lock (writer.py) serialises writers; subjects a
+    purge touched, and subjects whose own row was inserted or changed, are recounted in full
+    instead (their delta is dropped, so each row is updated once). A counter corrupted by hand
+    stays off by the same amount until `coves reconcile --fix` (which recounts in full) — a
+    full-recount writer healed a subject the next time a batch touched it.
 
-This keeps a vote's cost independent of how many votes its subject already has: a full recount
-read every live vote of a hot post in every batch that voted on it. All SQL text is built here
-once, from constants; values are always bound parameters or COPY data.
+This makes a vote cost two index probes whatever its subject's history: a full recount read every
+live vote of a hot post in every batch that voted on it. (For subjects with a handful of votes
+the recount was as cheap or cheaper; the delta pays off as votes accumulate.) All SQL text is
+built here once, from constants; values are always bound parameters or COPY data.
 """
 
 from __future__ import annotations
@@ -233,13 +235,16 @@ def _tally_query(recount: Recount) -> str:
             f"ORDER BY x.{tally.owner}, {tally.newest('x')}) AS v")
 
 
-def _counted(recount: Recount, subject: str, owner: str) -> str:
-    """Scalar subquery: the value of the pair's counted row (NULL: none live). One probe of the
-    (subject, owner, version DESC) index."""
+def _counted(recount: Recount, pair: str) -> str:
+    """LEFT JOIN LATERAL `n`: `n.counted` is the value of the counted row of the pair in
+    `pair.subject`, `pair.owner` (NULL: none live). One probe of the (subject, owner, version
+    DESC) index. A join rather than a scalar subquery, which Postgres would run again for each
+    expression that uses its result."""
     tally = recount.tally
     assert tally is not None
-    return (f"(SELECT x.{tally.value} {_live(recount, 'x', subject)} AND x.{tally.owner} = {owner} "
-            f"ORDER BY {tally.newest('x')} LIMIT 1)")
+    return (f"LEFT JOIN LATERAL (SELECT x.{tally.value} AS counted "
+            f"{_live(recount, 'x', f'{pair}.subject')} AND x.{tally.owner} = {pair}.owner "
+            f"ORDER BY {tally.newest('x')} LIMIT 1) AS n ON true")
 
 
 class RowOp(NamedTuple):
@@ -380,30 +385,38 @@ def recount_sql(recount: Recount) -> str:
 class TallySql(NamedTuple):
     """The SQL keeping a source table's Tally recounts by deltas (see the module docstring).
 
-    The writer runs `before` after the COPY into the source's staging table and before its
-    merge, then `delta` after the merge (`discard` instead when the merge changed nothing). Each
-    consumes what the previous one left in the pairs table, so a part of a split write, rolled
-    back to its savepoint or not, leaves it empty for the next.
+    Per batch (or part of a split write) the writer runs `before` after the COPY into the
+    source's staging table and before its merge, `measure` after the merge (`discard` instead
+    when the merge changed nothing), and `apply` after every merge, with the subjects it is
+    about to recount in full. Each statement consumes what the previous one left, so a part of a
+    split write — committed to its savepoint or rolled back — leaves both tables empty.
     """
 
-    ddl: str  # the pairs table: (subject, owner) → counted value before the merge
+    ddl: tuple[str, ...]  # the temp tables: pairs (subject, owner, counted) and deltas
     before: str  # stage every pair the staged rows may change, with its counted value now
-    delta: str  # consume the pairs; add (after − before) per subject to each target's counters
+    measure: str  # consume the pairs; store (after − before) per subject
     discard: str  # consume the pairs: the merge changed nothing
+    apply: str  # consume the deltas; add them to each target's counters, except subjects in $1
 
 
 def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     """The delta SQL of the Tally recounts of `source` (they must share one Tally and fk).
 
-    A pair's counted row can only change if one of the pair's rows is merged, and a row's
-    subject is immutable once set: after the merge it is the stored subject if there was one,
-    else a staged one. So the pairs (staged owner × staged and stored subject) cover every
-    change. Delta rows of a subject with no target row yet update nothing: inserting that row
-    recounts it in full (the writer's `by_target` path); a row that is not a subject of a
-    target (a comment's URI in post_stats) matches no key.
+    A pair's counted row can only change if one of the pair's rows is merged, so the pairs are
+    (staged owner, subject) for the subjects a merged row had or gets. The subject is immutable
+    (merge_sql): a newer live version merges only if it names the stored subject (or the row
+    had none, and then gets a staged one), so staged subjects cover those; a delete carries no
+    subject but keeps the stored one, so for deletes (and rows without a subject) the stored
+    row's subject is read too — one primary-key probe each, not one per staged row.
 
-    The `delta` statement returns `pairs`, `subjects` (with a changed pair) and `updated`
-    (target rows whose counters changed).
+    The deltas wait for `apply` (after every merge of the batch) so that a subject the writer
+    recounts in full anyway — its post or comment row was just inserted or changed, or a purge
+    touched it — is updated once, by the recount, instead of twice. Until then nothing else
+    writes those counters, so adding a delta later gives the same result. A delta of a subject
+    with no target row updates nothing (inserting that row recounts it); a key that is not a
+    subject of a target (a comment's URI in post_stats) matches no row.
+
+    `apply` returns `subjects` (deltas taken) and `updated` (target rows changed).
     """
     first = recounts[0]
     tally = first.tally
@@ -413,27 +426,39 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     if not source.tombstones:
         raise ValueError(f"table {source.name}: a Tally counts live rows, it needs tombstones")
     types = {c.name: c.type for c in source.columns}
-    pairs = f"{source.stage}_counted"
+    pairs, deltas = f"{source.stage}_counted", f"{source.stage}_delta"
     fk, owner = first.source_fk, tally.owner
+    counters = list(dict.fromkeys(c for r in recounts for c in r.columns))
     ddl = (f"CREATE TEMP TABLE IF NOT EXISTS {pairs} (subject {types[fk]}, owner {types[owner]}, "
-           f"counted {types[tally.value]}) ON COMMIT DELETE ROWS")
+           f"counted {types[tally.value]}) ON COMMIT DELETE ROWS",
+           f"CREATE TEMP TABLE IF NOT EXISTS {deltas} (subject {types[fk]}, "
+           f"{', '.join(f'{c} bigint' for c in counters)}) ON COMMIT DELETE ROWS")
 
     same_key = " AND ".join(f"t.{k} = s.{k}" for k in source.key)
+    # CASE runs the subquery only for the rows it is needed for.
+    stored = (f"CASE WHEN s.deleted OR s.{fk} IS NULL THEN "
+              f"(SELECT t.{fk} FROM {source.name} AS t WHERE {same_key}) END")
     before = (f"INSERT INTO {pairs} (subject, owner, counted) "
-              f"SELECT p.subject, p.owner, {_counted(first, 'p.subject', 'p.owner')} "
+              f"SELECT p.subject, p.owner, n.counted "
               f"FROM (SELECT DISTINCT k.subject, s.{owner} AS owner FROM {source.stage} AS s "
-              f"LEFT JOIN {source.name} AS t ON {same_key} "
-              f"CROSS JOIN LATERAL (VALUES (s.{fk}), (t.{fk})) AS k(subject) "
-              f"WHERE k.subject IS NOT NULL) AS p")
+              f"CROSS JOIN LATERAL (VALUES (s.{fk}), ({stored})) AS k(subject) "
+              f"WHERE k.subject IS NOT NULL) AS p {_counted(first, 'p')}")
 
-    counters = list(dict.fromkeys(c for r in recounts for c in r.columns))
-    sums = ", ".join(f"sum(({tally.weight(c, 'd.after')}) - ({tally.weight(c, 'd.before')})) AS {c}"
-                     for c in counters)
-    parts = [f"pairs AS (DELETE FROM {pairs} RETURNING subject, owner, counted)",
-             (f"changed AS (SELECT p.subject, p.counted AS before, "
-              f"{_counted(first, 'p.subject', 'p.owner')} AS after FROM pairs AS p)"),
-             (f"delta AS (SELECT d.subject, {sums} FROM changed AS d "
-              f"WHERE d.after IS DISTINCT FROM d.before GROUP BY d.subject)")]
+    sums = [f"sum(({tally.weight(c, 'd.after')}) - ({tally.weight(c, 'd.before')}))"
+            for c in counters]
+    measure = (f"WITH pairs AS (DELETE FROM {pairs} RETURNING subject, owner, counted), "
+               f"changed AS (SELECT p.subject, p.counted AS before, n.counted AS after "
+               f"FROM pairs AS p {_counted(first, 'p')}) "
+               f"INSERT INTO {deltas} (subject, {', '.join(counters)}) "
+               f"SELECT d.subject, {', '.join(sums)} FROM changed AS d "
+               f"WHERE d.after IS DISTINCT FROM d.before GROUP BY d.subject "
+               f"HAVING ({', '.join(sums)}) IS DISTINCT FROM ({', '.join('0' for _ in sums)})")
+
+    totals = ", ".join(f"sum(x.{c}) AS {c}" for c in counters)
+    parts = [f"taken AS (DELETE FROM {deltas} RETURNING subject, {', '.join(counters)})",
+             (f"delta AS (SELECT x.subject, {totals} FROM taken AS x WHERE NOT EXISTS "
+              f"(SELECT FROM unnest($1::text[]) AS r(key) WHERE r.key = x.subject) "
+              f"GROUP BY x.subject)")]
     updated = []
     for number, recount in enumerate(recounts):
         # The new counters (stored + delta) as `c`, so derived expressions read them as in a
@@ -447,9 +472,9 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
             counted += f" WHERE strpos(d.subject, '{recount.key_contains}') > 0"
         parts.append(f"target_{number} AS ({_update_counters(recount, counted)} RETURNING 1)")
         updated.append(f"(SELECT count(*) FROM target_{number})")
-    delta = ("WITH " + ",\n".join(parts) + "\nSELECT (SELECT count(*) FROM pairs) AS pairs, "
-             f"(SELECT count(*) FROM delta) AS subjects, {' + '.join(updated)} AS updated")
-    return TallySql(ddl, before, delta, f"DELETE FROM {pairs}")
+    apply = ("WITH " + ",\n".join(parts) + "\nSELECT (SELECT count(*) FROM delta) AS subjects, "
+             f"{' + '.join(updated)} AS updated")
+    return TallySql(ddl, before, measure, f"DELETE FROM {pairs}", apply)
 
 
 def reconcile_sql(recount: Recount, *, fix: bool) -> str:

@@ -1,8 +1,9 @@
 """Writer: one transaction per batch — COPY → staging → rev-gated merge → counters → rejects → cursor.
 
-Counters (engine/tables.py): a Tally recount (votes) is kept by deltas taken around its source's
-merge; every other recount, and a Tally's subjects that were purged or whose own row was inserted
-or changed, is recounted in full after all merges.
+Counters (engine/tables.py): a Tally recount (votes) is kept by deltas measured around its
+source's merge and added once every table is merged; every other recount, and a Tally's subjects
+that were purged or whose own row was inserted or changed (their delta is dropped), is recounted
+in full after all merges.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
@@ -107,6 +108,7 @@ class WritePlan:
     by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
     by_target: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
     tally: dict[Table, TallySql] = dataclasses.field(init=False)
+    tallied: dict[Table, tuple[Recount, ...]] = dataclasses.field(init=False)
     full_by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,14 +121,15 @@ class WritePlan:
         set_(self, "by_target", {t.name: tuple(r for r in self.recounts if r.target == t.name)
                                  for t in self.tables})
         # Tally recounts follow their source's merges by deltas; the rest recount what it touched.
-        set_(self, "tally", {
-            t: tally_sql(t, tallies) for t in self.tables
-            if (tallies := [r for r in self.by_source[t.name] if r.tally is not None])})
+        set_(self, "tallied", {
+            t: tallies for t in self.tables
+            if (tallies := tuple(r for r in self.by_source[t.name] if r.tally is not None))})
+        set_(self, "tally", {t: tally_sql(t, tallies) for t, tallies in self.tallied.items()})
         set_(self, "full_by_source", {
             t.name: tuple(r for r in self.by_source[t.name] if r.tally is None) for t in self.tables})
 
     def staging_ddl(self) -> list[str]:
-        return ([stage_ddl(t) for t in self.tables] + [s.ddl for s in self.tally.values()]
+        return ([stage_ddl(t) for t in self.tables] + [d for s in self.tally.values() for d in s.ddl]
                 + [_STAGE_REJECTS_DDL])
 
     async def create_staging(self, connection: asyncpg.Connection) -> None:
@@ -144,6 +147,7 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                       rows: dict[Table, list[tuple[Any, ...]]]) -> list[Refused]:
     """COPY, merge and recount; return the versions the merges refused."""
     touched: dict[Recount, set[str]] = defaultdict(set)
+    measured: list[Table] = []  # sources whose deltas wait for the end of the batch
     refused: list[Refused] = []
     refused_keys: dict[str, set[str]] = {}
     for table, table_rows in rows.items():
@@ -158,8 +162,12 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
         if tally is not None:  # the counted value of each pair the merge may change, before it
             await connection.execute(tally.before)
         result = await connection.fetchrow(plan.merge[table])
-        if tally is not None:  # … and after it: the difference goes into the counters now
-            await connection.execute(tally.delta if result["changed"] else tally.discard)
+        if tally is not None:  # … and after it: the difference per subject, applied below
+            if result["changed"]:
+                await connection.execute(tally.measure)
+                measured.append(table)
+            else:
+                await connection.execute(tally.discard)
         if table.immutable and result["refused_keys"]:
             refused += [(table, key, columns) for key, columns
                         in zip(result["refused_keys"], result["refused_columns"])]
@@ -174,7 +182,11 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
             touched[recount].update(result["merged_keys"])
         if "purged_repos" in result.keys() and result["purged_repos"]:
             await _purge(connection, plan, result["purged_repos"], touched)
-    # Full recounts last: a subject both delta-updated and recounted ends at its recount.
+    # Deltas, except to subjects recounted in full just after (one update per row, not two).
+    for table in measured:
+        recounted = {key for recount in plan.tallied[table]
+                     for key in recount.subjects(touched.get(recount, set()))}
+        await connection.execute(plan.tally[table].apply, list(recounted))
     for recount, keys in touched.items():
         subjects = recount.subjects(keys)
         if subjects:
