@@ -5,7 +5,7 @@ channel send costs ~7 µs here, a quarter of our per-event budget). One flusher 
 when it is full, when the batcher closes, or once its oldest event has waited `max_latency_s` —
 if the writer is idle then; while the writer is busy, a batch past its deadline keeps filling
 until the writer is free or the batch is full (group commit: under load batches grow, and the
-per-batch work — recounts of busy subjects, the commit — is shared by more events; an idle
+per-batch work — one counter update per busy subject, the commit — is shared by more events; an idle
 writer still gets every event within `max_latency_s`). The writer says when it is free: it calls
 `writer_idle()` right before it waits for its next batch (Writer.run's `on_idle`), and the
 flusher holding a late batch sleeps until that signal, a full batch or closing — no timed

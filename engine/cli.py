@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Recount every aggregate (votes, scores, comment, reply, subscriber and post "
                     "counts) from its source rows and list rows that differ. Exit status 1 when "
                     "drift is found and not fixed.")
-    reconcile.add_argument("--fix", action="store_true", help="also repair the drift found")
+    reconcile.add_argument("--fix", action="store_true",
+                           help="also repair the drift found (holds the writers' lock: ingestion waits)")
     backfill = commands.add_parser(
         "backfill", parents=[common], help="read whole repos (getRepo) into the index",
         description="Read repositories whole from BACKFILL_URL (default: the FIREHOSE_URL hosts) "

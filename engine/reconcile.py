@@ -1,7 +1,13 @@
 """`coves reconcile`: recount every aggregate from its source rows and report (or fix) drift.
 
-The writer recounts touched subjects per batch, so drift should never exist; this is the proof,
-and the repair if a bug or a manual edit ever caused one.
+The writer keeps every counter equal to a recount per batch (recounting touched subjects, or
+adding exact deltas for votes), so drift should never exist; this is the proof, and the repair
+if a bug or a manual edit ever caused one. Votes' counters are kept by deltas, so such drift
+stays until `--fix`: a later vote adds to the wrong value rather than recounting it.
+
+`--fix` takes the writers' lock (writer.py) for its transaction: ingestion waits meanwhile, and
+no batch can commit votes between the fix's recount and its UPDATE (the batch's delta would
+land on the value the fix then overwrites with a count that lacks those votes).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncpg
 from .db import Database
 from .records import DEFAULT_REGISTRY, Registry
 from .tables import Recount, reconcile_sql
+from .writer import WRITER_LOCK_KEY
 
 __all__ = ["Drift", "reconcile"]
 
@@ -40,6 +47,8 @@ async def _check(connection: asyncpg.Connection, recounts: tuple[Recount, ...],
                  fix: bool) -> list[Drift]:
     drift: list[Drift] = []
     async with connection.transaction():
+        if fix:
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
         for recount in recounts:
             for row in await connection.fetch(reconcile_sql(recount, fix=fix)):
                 drift.append(Drift(recount.target, recount.columns, row["key"],

@@ -16,21 +16,47 @@ harmless:
     them in, and a newer version that would change them is refused (the writer stores it as an
     `immutable_field` reject). So the final row is the same whatever the arrival order.
 
-Counters are recounted, never incremented: each Recount names counter columns and the query that
-counts them for one subject; the writer recounts exactly the subjects a batch touched (old and
-new foreign keys of every changed row, and subjects first inserted in the batch). All SQL text is
+Counters equal a recount (invariant 4). Each Recount names counter columns and the query that
+counts them for one subject; the writer recounts the subjects a batch touched (old and new foreign
+keys of every changed row, and subjects first inserted in the batch) — except where a recount is
+a Tally, which the writer keeps by deltas instead:
+
+  * A Tally counts, per subject, only each owner's newest live source row (votes: one voter, one
+    vote, the newest by rev), weighing one column's value (direction). So a subject's counters
+    are a sum over (owner, subject) pairs of the weights of that pair's counted value, and a
+    batch changes them by exactly the change of the pairs whose rows it touched.
+  * The writer reads the counted value of every pair the staged rows name before the merge
+    and after it (`tally_sql`), and adds after − before, summed per subject, to the stored
+    counters once every table of the batch is merged. Both reads and the full recount are
+    generated here from the one Tally (same live filter, same "newest" order, same weights), so
+    they cannot disagree; ties in version go to the greater value, so "newest" is a function of
+    the rows, not of their physical order.
+  * Exact as long as the stored counters were exact when the batch began, and nothing else
+    changed the pairs in between: the writer lock (writer.py) serialises writers; subjects a
+    purge touched, and subjects whose own row was inserted or changed, are recounted in full
+    instead (their delta is dropped, so each row is updated once). A counter corrupted by hand
+    stays off by the same amount until `coves reconcile --fix` (which recounts in full) — a
+    full-recount writer healed a subject the next time a batch touched it.
+
+This makes a vote cost two index probes whatever its subject's history: a full recount read every
+live vote of a hot post in every batch that voted on it. (For subjects with a handful of votes
+the recount was as cheap or cheaper; the delta pays off as votes accumulate.) All SQL text is
 built here once, from constants; values are always bound parameters or COPY data.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Column", "Recount", "RowOp", "Table", "merge_sql", "purge_sql", "reconcile_sql",
-           "recount_sql", "stage_ddl"]
+__all__ = ["Column", "Recount", "RowOp", "Table", "Tally", "TallySql", "merge_sql", "purge_sql",
+           "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql"]
 
 STAGE_PREFIX: Final = "stage_"
+# Tally values are written into SQL text as literals: only plain words.
+_LITERAL: Final = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +131,46 @@ class Table:
             raise ValueError(f"table {self.name}: key columns cannot be marked immutable")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tally:
+    """Counters over each owner's newest live source row of a subject, by the value of a column.
+
+    Votes: per (voter, subject) only the voter's newest live vote counts; `upvote_count` weighs
+    `up` 1, `score` weighs `up` 1 and `down` -1. A counter is the sum over owners of the weight of
+    their counted row's value (0 for a value it does not list, and for owners with no live row).
+
+    Attributes:
+        owner: the source column naming whose row it is (a vote's voter). It must be fixed per
+            source key (the voter is part of the vote's URI).
+        value: the source column the counters weigh.
+        counters: (counter column, ((value, weight), ...)) per counter, in the Recount's
+            column order.
+        version: orders an owner's rows; the newest counts (ties: the greater value).
+    """
+
+    owner: str
+    value: str
+    counters: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+    version: str = "rev"
+
+    def __post_init__(self) -> None:
+        for _counter, weights in self.counters:
+            for literal, weight in weights:
+                if not _LITERAL.fullmatch(literal) or type(weight) is not int:
+                    raise ValueError(f"tally weight {literal!r}: {weight!r} is not a plain word and int")
+
+    def weight(self, counter: str, expr: str) -> str:
+        """SQL: the weight `counter` gives the value `expr` (0 when NULL or unlisted)."""
+        weights = dict(self.counters)[counter]
+        cases = " ".join(f"WHEN '{literal}' THEN {weight}" for literal, weight in weights)
+        return f"CASE {expr} {cases} ELSE 0 END"
+
+    def newest(self, alias: str) -> str:
+        """ORDER BY terms that put an owner's counted row first (ties broken by value, so the
+        choice depends only on the rows' contents)."""
+        return f"{alias}.{self.version} DESC, {alias}.{self.value} DESC"
+
+
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Recount:
     """Counter columns kept equal to a count over source rows.
@@ -114,11 +180,14 @@ class Recount:
         columns: the counter columns, in the order `query` returns them.
         source: table whose rows are counted; `source_fk` is its column pointing at the target.
         query: SQL returning one row (the counters, named as `columns`) for the subject bound
-            as `k.key`.
+            as `k.key`. Generated from `tally` when that is given.
         derived: extra `(column, expression)` pairs set with the counters; the expression may
             use the new counters as `c.<name>` and the target row as `t` (e.g. the hot key).
         key_contains: only keys containing this text are subjects (votes point at posts and
             comments alike; each recount takes its own).
+        tally: the counters are a Tally over the source's live rows (source must have
+            tombstones): the writer then applies a batch's changes as deltas (`tally_sql`)
+            and recounts in full only subjects purged or inserted/changed in the batch.
     """
 
     target: str
@@ -126,14 +195,56 @@ class Recount:
     columns: tuple[str, ...]
     source: str
     source_fk: str
-    query: str
+    query: str = ""
     derived: tuple[tuple[str, str], ...] = ()
     key_contains: str | None = None
+    tally: Tally | None = None
+
+    def __post_init__(self) -> None:
+        if self.tally is None:
+            if not self.query:
+                raise ValueError(f"recount of {self.target}: give a query or a tally")
+            return
+        if self.query:
+            raise ValueError(f"recount of {self.target}: a tally generates its own query")
+        if tuple(name for name, _ in self.tally.counters) != self.columns:
+            raise ValueError(f"recount of {self.target}: tally counters must be {self.columns}")
+        object.__setattr__(self, "query", _tally_query(self))
 
     def subjects(self, keys: set[str]) -> list[str]:
         if self.key_contains is None:
             return list(keys)
         return [key for key in keys if self.key_contains in key]
+
+
+def _live(recount: Recount, alias: str, subject: str) -> str:
+    """FROM/WHERE of a subject's live source rows; the predicate matches the partial index
+    (votes_subject_live: `WHERE deleted_at IS NULL`)."""
+    return (f"FROM {recount.source} AS {alias} WHERE {alias}.{recount.source_fk} = {subject} "
+            f"AND {alias}.deleted_at IS NULL")
+
+
+def _tally_query(recount: Recount) -> str:
+    """The full recount of a Tally: each owner's newest live row of subject `k.key`, weighed."""
+    tally = recount.tally
+    assert tally is not None
+    sums = ", ".join(f"coalesce(sum({tally.weight(c, 'v.counted')}), 0) AS {c}"
+                     for c in recount.columns)
+    return (f"SELECT {sums} FROM (SELECT DISTINCT ON (x.{tally.owner}) x.{tally.value} AS counted "
+            f"{_live(recount, 'x', 'k.key')} "
+            f"ORDER BY x.{tally.owner}, {tally.newest('x')}) AS v")
+
+
+def _counted(recount: Recount, pair: str) -> str:
+    """LEFT JOIN LATERAL `n`: `n.counted` is the value of the counted row of the pair in
+    `pair.subject`, `pair.owner` (NULL: none live). One probe of the (subject, owner, version
+    DESC) index. A join rather than a scalar subquery, which Postgres would run again for each
+    expression that uses its result."""
+    tally = recount.tally
+    assert tally is not None
+    return (f"LEFT JOIN LATERAL (SELECT x.{tally.value} AS counted "
+            f"{_live(recount, 'x', f'{pair}.subject')} AND x.{tally.owner} = {pair}.owner "
+            f"ORDER BY {tally.newest('x')} LIMIT 1) AS n ON true")
 
 
 class RowOp(NamedTuple):
@@ -254,15 +365,116 @@ def _counts(recount: Recount) -> str:
     return f"CROSS JOIN LATERAL ({recount.query}) AS q"
 
 
-def recount_sql(recount: Recount) -> str:
-    """Set the counters of each subject in $1 (text[]) to their recount; skip unchanged rows."""
+def _update_counters(recount: Recount, counted: str) -> str:
+    """UPDATE the target rows that `counted` (rows: key, then the counters by name, as `c`) lists
+    to those counters and the derived columns; skip rows it would not change."""
     sets = [f"{c} = c.{c}" for c in recount.columns] + [f"{c} = {e}" for c, e in recount.derived]
     old = [f"t.{c}" for c in recount.columns] + [f"t.{c}" for c, _ in recount.derived]
     new = [f"c.{c}" for c in recount.columns] + [e for _, e in recount.derived]
-    return (f"UPDATE {recount.target} AS t SET {', '.join(sets)} "
-            f"FROM (SELECT k.key, q.* FROM unnest($1::text[]) AS k(key) {_counts(recount)}) AS c "
+    return (f"UPDATE {recount.target} AS t SET {', '.join(sets)} FROM ({counted}) AS c "
             f"WHERE t.{recount.target_key} = c.key "
             f"AND ({', '.join(old)}) IS DISTINCT FROM ({', '.join(new)})")
+
+
+def recount_sql(recount: Recount) -> str:
+    """Set the counters of each subject in $1 (text[]) to their recount; skip unchanged rows."""
+    return _update_counters(
+        recount, f"SELECT k.key, q.* FROM unnest($1::text[]) AS k(key) {_counts(recount)}")
+
+
+class TallySql(NamedTuple):
+    """The SQL keeping a source table's Tally recounts by deltas (see the module docstring).
+
+    Per batch (or part of a split write) the writer runs `before` after the COPY into the
+    source's staging table and before its merge, `measure` after the merge (`discard` instead
+    when the merge changed nothing), and `apply` after every merge, with the subjects it is
+    about to recount in full. Each statement consumes what the previous one left, so a part of a
+    split write — committed to its savepoint or rolled back — leaves both tables empty.
+    """
+
+    ddl: tuple[str, ...]  # the temp tables: pairs (subject, owner, counted) and deltas
+    before: str  # stage every pair the staged rows may change, with its counted value now
+    measure: str  # consume the pairs; store (after − before) per subject
+    discard: str  # consume the pairs: the merge changed nothing
+    apply: str  # consume the deltas; add them to each target's counters, except subjects in $1
+
+
+def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
+    """The delta SQL of the Tally recounts of `source` (they must share one Tally and fk).
+
+    A pair's counted row can only change if one of the pair's rows is merged, so the pairs are
+    (staged owner, subject) for the subjects a merged row had or gets. The subject is immutable
+    (merge_sql): a newer live version merges only if it names the stored subject (or the row
+    had none, and then gets a staged one), so staged subjects cover those; a delete carries no
+    subject but keeps the stored one, so for deletes (and rows without a subject) the stored
+    row's subject is read too — one primary-key probe each, not one per staged row.
+
+    The deltas wait for `apply` (after every merge of the batch) so that a subject the writer
+    recounts in full anyway — its post or comment row was just inserted or changed, or a purge
+    touched it — is updated once, by the recount, instead of twice. Until then nothing else
+    writes those counters, so adding a delta later gives the same result. A delta of a subject
+    with no target row updates nothing (inserting that row recounts it); a key that is not a
+    subject of a target (a comment's URI in post_stats) matches no row.
+
+    `apply` returns `subjects` (deltas taken) and `updated` (target rows changed).
+    """
+    first = recounts[0]
+    tally = first.tally
+    if tally is None or any(r.tally != tally or r.source != source.name
+                            or r.source_fk != first.source_fk for r in recounts):
+        raise ValueError(f"tally recounts of {source.name} must share one Tally, source and fk")
+    if not source.tombstones:
+        raise ValueError(f"table {source.name}: a Tally counts live rows, it needs tombstones")
+    types = {c.name: c.type for c in source.columns}
+    pairs, deltas = f"{source.stage}_counted", f"{source.stage}_delta"
+    fk, owner = first.source_fk, tally.owner
+    counters = list(dict.fromkeys(c for r in recounts for c in r.columns))
+    ddl = (f"CREATE TEMP TABLE IF NOT EXISTS {pairs} (subject {types[fk]}, owner {types[owner]}, "
+           f"counted {types[tally.value]}) ON COMMIT DELETE ROWS",
+           f"CREATE TEMP TABLE IF NOT EXISTS {deltas} (subject {types[fk]}, "
+           f"{', '.join(f'{c} bigint' for c in counters)}) ON COMMIT DELETE ROWS")
+
+    same_key = " AND ".join(f"t.{k} = s.{k}" for k in source.key)
+    # CASE runs the subquery only for the rows it is needed for.
+    stored = (f"CASE WHEN s.deleted OR s.{fk} IS NULL THEN "
+              f"(SELECT t.{fk} FROM {source.name} AS t WHERE {same_key}) END")
+    before = (f"INSERT INTO {pairs} (subject, owner, counted) "
+              f"SELECT p.subject, p.owner, n.counted "
+              f"FROM (SELECT DISTINCT k.subject, s.{owner} AS owner FROM {source.stage} AS s "
+              f"CROSS JOIN LATERAL (VALUES (s.{fk}), ({stored})) AS k(subject) "
+              f"WHERE k.subject IS NOT NULL) AS p {_counted(first, 'p')}")
+
+    sums = [f"sum(({tally.weight(c, 'd.after')}) - ({tally.weight(c, 'd.before')}))"
+            for c in counters]
+    measure = (f"WITH pairs AS (DELETE FROM {pairs} RETURNING subject, owner, counted), "
+               f"changed AS (SELECT p.subject, p.counted AS before, n.counted AS after "
+               f"FROM pairs AS p {_counted(first, 'p')}) "
+               f"INSERT INTO {deltas} (subject, {', '.join(counters)}) "
+               f"SELECT d.subject, {', '.join(sums)} FROM changed AS d "
+               f"WHERE d.after IS DISTINCT FROM d.before GROUP BY d.subject "
+               f"HAVING ({', '.join(sums)}) IS DISTINCT FROM ({', '.join('0' for _ in sums)})")
+
+    totals = ", ".join(f"sum(x.{c}) AS {c}" for c in counters)
+    parts = [f"taken AS (DELETE FROM {deltas} RETURNING subject, {', '.join(counters)})",
+             (f"delta AS (SELECT x.subject, {totals} FROM taken AS x WHERE NOT EXISTS "
+              f"(SELECT FROM unnest($1::text[]) AS r(key) WHERE r.key = x.subject) "
+              f"GROUP BY x.subject)")]
+    updated = []
+    for number, recount in enumerate(recounts):
+        # The new counters (stored + delta) as `c`, so derived expressions read them as in a
+        # recount; the stats row is read again by key because UPDATE … FROM cannot refer to t.
+        new = ", ".join(f"s.{c} + d.{c} AS {c}" for c in recount.columns)
+        counted = (f"SELECT s.{recount.target_key} AS key, {new} FROM delta AS d "
+                   f"JOIN {recount.target} AS s ON s.{recount.target_key} = d.subject")
+        if recount.key_contains is not None:  # skip probing post_stats for comment URIs
+            if "'" in recount.key_contains:
+                raise ValueError(f"recount of {recount.target}: key_contains must not quote")
+            counted += f" WHERE strpos(d.subject, '{recount.key_contains}') > 0"
+        parts.append(f"target_{number} AS ({_update_counters(recount, counted)} RETURNING 1)")
+        updated.append(f"(SELECT count(*) FROM target_{number})")
+    apply = ("WITH " + ",\n".join(parts) + "\nSELECT (SELECT count(*) FROM delta) AS subjects, "
+             f"{' + '.join(updated)} AS updated")
+    return TallySql(ddl, before, measure, f"DELETE FROM {pairs}", apply)
 
 
 def reconcile_sql(recount: Recount, *, fix: bool) -> str:

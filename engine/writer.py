@@ -1,4 +1,9 @@
-"""Writer: one transaction per batch — COPY → staging → rev-gated merge → recount → rejects → cursor.
+"""Writer: one transaction per batch — COPY → staging → rev-gated merge → counters → rejects → cursor.
+
+Counters (engine/tables.py): a Tally recount (votes) is kept by deltas measured around its
+source's merge and added once every table is merged; every other recount, and a Tally's subjects
+that were purged or whose own row was inserted or changed (their delta is dropped), is recounted
+in full after all merges.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
@@ -35,7 +40,8 @@ from .breaker import Breaker
 from .db import Database
 from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
 from .events import Event
-from .tables import Recount, RowOp, Table, merge_sql, purge_sql, recount_sql, stage_ddl
+from .tables import (Recount, RowOp, Table, TallySql, merge_sql, purge_sql, recount_sql,
+                     stage_ddl, tally_sql)
 
 __all__ = ["WritePlan", "Writer", "load_cursor"]
 
@@ -75,8 +81,10 @@ _MERGE_REJECTS: Final = f"""
 # Writers take turns: each batch transaction first takes this transaction-level advisory lock.
 # Several writers may run at once (one per FIREHOSE_URL, `coves backfill` beside `coves run`), and
 # a recount counts source rows in its own snapshot: two concurrent transactions touching one
-# subject would each miss the other's new rows and store a wrong count. One at a time keeps every
-# recount exact; a lone writer pays one uncontended lock per batch. (The key spells "coves-w".)
+# subject would each miss the other's new rows and store a wrong count. A delta likewise reads a
+# pair before and after its own merge and must not see another writer's change in between. One
+# at a time keeps every counter exact; a lone writer pays one uncontended lock per batch;
+# `coves reconcile --fix` takes it too. (The key spells "coves-w".)
 WRITER_LOCK_KEY: Final = 0x636F7665732D77
 _TAKE_WRITER_LOCK: Final = "SELECT pg_advisory_xact_lock($1)"
 # The cursor never moves back: a replay of older events (rewind, redrive) keeps the stored one.
@@ -99,6 +107,9 @@ class WritePlan:
     recount: dict[Recount, str] = dataclasses.field(init=False)
     by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
     by_target: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
+    tally: dict[Table, TallySql] = dataclasses.field(init=False)
+    tallied: dict[Table, tuple[Recount, ...]] = dataclasses.field(init=False)
+    full_by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -109,9 +120,17 @@ class WritePlan:
                                  for t in self.tables})
         set_(self, "by_target", {t.name: tuple(r for r in self.recounts if r.target == t.name)
                                  for t in self.tables})
+        # Tally recounts follow their source's merges by deltas; the rest recount what it touched.
+        set_(self, "tallied", {
+            t: tallies for t in self.tables
+            if (tallies := tuple(r for r in self.by_source[t.name] if r.tally is not None))})
+        set_(self, "tally", {t: tally_sql(t, tallies) for t, tallies in self.tallied.items()})
+        set_(self, "full_by_source", {
+            t.name: tuple(r for r in self.by_source[t.name] if r.tally is None) for t in self.tables})
 
     def staging_ddl(self) -> list[str]:
-        return [stage_ddl(t) for t in self.tables] + [_STAGE_REJECTS_DDL]
+        return ([stage_ddl(t) for t in self.tables] + [d for s in self.tally.values() for d in s.ddl]
+                + [_STAGE_REJECTS_DDL])
 
     async def create_staging(self, connection: asyncpg.Connection) -> None:
         """Per-connection set-up for the writer's pool (temp tables live per session)."""
@@ -128,6 +147,7 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                       rows: dict[Table, list[tuple[Any, ...]]]) -> list[Refused]:
     """COPY, merge and recount; return the versions the merges refused."""
     touched: dict[Recount, set[str]] = defaultdict(set)
+    measured: list[Table] = []  # sources whose deltas wait for the end of the batch
     refused: list[Refused] = []
     refused_keys: dict[str, set[str]] = {}
     for table, table_rows in rows.items():
@@ -138,19 +158,35 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                 continue
         await connection.copy_records_to_table(table.stage, records=table_rows,
                                                columns=table.staged_names)
+        tally = plan.tally.get(table)
+        if tally is not None:  # the counted value of each pair the merge may change, before it
+            await connection.execute(tally.before)
         result = await connection.fetchrow(plan.merge[table])
+        if tally is not None:  # … and after it: the difference per subject, applied below
+            if result["changed"]:
+                await connection.execute(tally.measure)
+                measured.append(table)
+            else:
+                await connection.execute(tally.discard)
         if table.immutable and result["refused_keys"]:
             refused += [(table, key, columns) for key, columns
                         in zip(result["refused_keys"], result["refused_columns"])]
             refused_keys[table.name] = set(result["refused_keys"])
         if not result["changed"]:
             continue
-        for recount in plan.by_source[table.name]:
+        for recount in plan.full_by_source[table.name]:
             touched[recount].update(result[f"touched_{recount.source_fk}"])
+        # A subject row inserted or changed (new created_at) is recounted in full, Tally or not:
+        # its stored counters may predate votes that arrived before it.
         for recount in plan.by_target[table.name]:
             touched[recount].update(result["merged_keys"])
         if "purged_repos" in result.keys() and result["purged_repos"]:
             await _purge(connection, plan, result["purged_repos"], touched)
+    # Deltas, except to subjects recounted in full just after (one update per row, not two).
+    for table in measured:
+        recounted = {key for recount in plan.tallied[table]
+                     for key in recount.subjects(touched.get(recount, set()))}
+        await connection.execute(plan.tally[table].apply, list(recounted))
     for recount, keys in touched.items():
         subjects = recount.subjects(keys)
         if subjects:
@@ -160,7 +196,8 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
 
 async def _purge(connection: asyncpg.Connection, plan: WritePlan, repos: list[str],
                  touched: dict[Recount, set[str]]) -> None:
-    """Tombstone everything in deleted accounts' repos; note the subjects to recount."""
+    """Tombstone everything in deleted accounts' repos; note the subjects to recount (in full,
+    Tally recounts included: no delta was taken around this change)."""
     for table, sql in plan.purge.items():
         for row in await connection.fetch(sql, repos):
             for recount in plan.by_source[table.name]:

@@ -11,7 +11,13 @@ from the final records the way the product defines it:
 * hot_key: sign(s)·log10(max(|s|,1)) + (created − 2024-01-01)/45000.
 
 Histories are valid: a record's references (a post's author, a comment's parent, a vote's or a
-subscription's subject) are fixed per record key, as the lexicons' immutability requires.
+subscription's subject) are fixed per record key, as the lexicons' immutability requires. A
+voter's vote records often share a subject, so histories hold several live votes of one voter on
+one subject, deletes of the newest (an older one counts again) and re-creates.
+
+`account` ops (a deleted or reactivated account) are for histories checked against a recount
+(invariant 4) only: a purge tombstones what the repo holds when it arrives, so its result depends
+on the delivery order and `model()` does not take them.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class Op:
     def key(self) -> str:
         if self.kind == "profile":
             return self.repo
+        if self.kind == "account":
+            return f"account:{self.repo}"
         collection = {"subscription": f.SUBSCRIPTION, "post": f.POST, "comment": f.COMMENT,
                       "vote": f.VOTE}[self.kind]
         return f.uri(self.repo, collection, self.rkey)
@@ -67,6 +75,9 @@ class Op:
         common = {"rev": self.rev, "operation": self.operation}
         if self.kind == "profile":
             return f.profile(self.repo, name=self.value or "n", **common)
+        if self.kind == "account":  # each delivery is a newer account event (time_us grows)
+            deleted = self.value == "deleted"
+            return f.account(self.repo, not deleted, "deleted" if deleted else None)
         if self.kind == "subscription":
             extra = {} if self.value is None else {"contentVisibility": self.value}
             return f.subscription(self.repo, self.rkey, self.ref or "", **common, **extra)
@@ -81,8 +92,9 @@ class Op:
 class Universe:
     """Every record key a history may touch, with its fixed references."""
 
-    def __init__(self, choose: Any) -> None:
-        """`choose(options)` picks one option (a Hypothesis draw or a Random.choice)."""
+    def __init__(self, choose: Any, focus: bool = False) -> None:
+        """`choose(options)` picks one option (a Hypothesis draw or a Random.choice); `focus`
+        puts every vote on one post or one comment (many vote records per voter and subject)."""
         self.posts = [(c, k, choose(USERS)) for c in COMMUNITIES for k in RKEYS[:2]]
         post_uris = [f.uri(c, f.POST, k) for c, k, _ in self.posts]
         comment_uris = [f.uri(u, f.COMMENT, k) for u in USERS for k in RKEYS[:2]]
@@ -93,7 +105,14 @@ class Universe:
                 root = choose(post_uris)
                 parent = choose([root] + [c for c in comment_uris if c != own])
                 self.comments.append((user, rkey, root, parent))
-        self.votes = [(u, k, choose(post_uris + comment_uris)) for u in USERS for k in RKEYS]
+        # Half the time a vote record shares the subject of the voter's first one: several
+        # vote records of one voter on one subject, where only the newest live one counts.
+        subjects = [post_uris[0], comment_uris[0]] if focus else post_uris + comment_uris
+        self.votes = []
+        for user in USERS:
+            first = choose(subjects)
+            for rkey in RKEYS:
+                self.votes.append((user, rkey, choose([first, choose(subjects)])))
         self.subscriptions = [(u, k, choose(COMMUNITIES)) for u in USERS for k in RKEYS[:2]]
 
     def op(self, kind: str, index: int, operation: str, rev: str, value: Any) -> Op:
@@ -121,11 +140,12 @@ def _value(kind: str, pick: int) -> Any:
 
 
 @st.composite
-def histories(draw: Any, kinds: tuple[str, ...] = KINDS, max_size: int = 30) -> list[Op]:
-    universe = Universe(lambda options: draw(st.sampled_from(options)))
+def histories(draw: Any, kinds: tuple[str, ...] = KINDS, max_size: int = 30,
+              focus: bool = False, min_size: int = 1) -> list[Op]:
+    universe = Universe(lambda options: draw(st.sampled_from(options)), focus)
     steps = draw(st.lists(st.tuples(st.sampled_from(kinds), st.integers(0, 8),
                                     st.sampled_from(OPERATIONS), st.integers(0, 5)),
-                          min_size=1, max_size=max_size))
+                          min_size=min_size, max_size=max_size))
     return [universe.op(kind, index, operation, f.tid(position + 1), _value(kind, pick))
             for position, (kind, index, operation, pick) in enumerate(steps)]
 
@@ -143,9 +163,10 @@ def random_history(rng: random.Random, length: int, kinds: tuple[str, ...] = KIN
 
 
 @st.composite
-def deliveries(draw: Any, kinds: tuple[str, ...] = KINDS) -> tuple[list[Op], list[list[Op]]]:
+def deliveries(draw: Any, kinds: tuple[str, ...] = KINDS, focus: bool = False,
+               min_size: int = 1) -> tuple[list[Op], list[list[Op]]]:
     """A history, and that history delivered: duplicated, shuffled, cut into runs of the engine."""
-    history = draw(histories(kinds))
+    history = draw(histories(kinds, focus=focus, min_size=min_size))
     extra = draw(st.lists(st.sampled_from(history), max_size=len(history)))
     stream = draw(st.permutations(history + extra))
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=3)))
@@ -158,8 +179,27 @@ def hot_key(score: int, created: datetime = CREATED) -> float:
     return round(sign * math.log10(max(abs(score), 1)) + (created.timestamp() - HOT_EPOCH_S) / 45000, 7)
 
 
+@st.composite
+def purging_deliveries(draw: Any, kinds: tuple[str, ...] = ("post", "comment", "vote")
+                       ) -> list[list[Op]]:
+    """`deliveries()` of a history, with account deletions and reactivations of voters,
+    commenters and communities dropped in anywhere (for the recount check only)."""
+    _history, runs = draw(deliveries(kinds, focus=True, min_size=10))
+    accounts = st.builds(lambda repo, value: Op("account", repo, "self", "update", "", value=value),
+                         st.sampled_from(USERS + COMMUNITIES), st.sampled_from(["deleted", "active"]))
+    out = []
+    for run in runs:
+        extra = draw(st.lists(st.tuples(st.integers(0, len(run)), accounts), max_size=3))
+        run = list(run)
+        for at, op in sorted(extra, key=lambda item: -item[0]):
+            run.insert(at, op)
+        out.append(run)
+    return out
+
+
 def model(history: list[Op]) -> dict[str, dict[str, dict[str, Any]]]:
     """The state of the clean in-order run, as {table: {key: row}}."""
+    assert all(op.kind != "account" for op in history), "purges depend on delivery order"
     last: dict[str, Op] = {}
     live_ref: dict[str, Op] = {}
     for op in history:

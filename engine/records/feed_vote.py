@@ -1,9 +1,12 @@
 """social.coves.feed.vote → votes; keeps up/down counts, score and hot key of posts and comments
 (in post_stats / comment_stats).
 
-At most one vote per (voter, subject) counts: the voter's newest live vote (by rev), so a
-newer vote replaces an older one even if the client never deleted it. Votes that arrive before
-their subject are counted as soon as the subject arrives (the subject's insert recounts it).
+At most one vote per (voter, subject) counts: the voter's newest live vote (by rev; two of one
+commit: `up` before `down`, so the choice never depends on storage order), so a newer vote
+replaces an older one even if the client never deleted it, and deleting it makes an older live
+one count again. Votes that arrive before their subject are counted as soon as the subject
+arrives (the subject's insert recounts it). A batch's votes change the counters by a delta
+(engine/tables.py, Tally), so a vote costs the same on a post with ten votes or ten thousand.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Final
 
 from .. import syntax
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp
+from ..tables import Column, Recount, RowOp, Tally
 from . import fields
 from .community_comment import COLLECTION as COMMENT, URI_MARK as COMMENT_MARK
 from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
@@ -32,22 +35,23 @@ TABLE: Final = fields.record_table(
 )
 TABLES: Final = (TABLE,)
 
-# Each voter's newest live vote on the subject, then counted by direction.
-_TALLY: Final = (
-    "SELECT count(*) FILTER (WHERE v.direction = 'up') AS upvote_count, "
-    "count(*) FILTER (WHERE v.direction = 'down') AS downvote_count, "
-    "count(*) FILTER (WHERE v.direction = 'up') - count(*) FILTER (WHERE v.direction = 'down') AS score "
-    "FROM (SELECT DISTINCT ON (x.did) x.direction FROM votes AS x "
-    "WHERE x.subject_uri = k.key AND x.deleted_at IS NULL ORDER BY x.did, x.rev DESC) AS v")
+# Each voter's newest live vote on the subject counts, by direction. A Tally (engine/tables.py):
+# the writer applies a batch's votes as deltas per (voter, subject) and recounts a subject in
+# full only when its post or comment row is inserted or changed, or a voter's account is purged.
+_TALLY: Final = Tally(owner="did", value="direction", counters=(
+    ("upvote_count", (("up", 1),)),
+    ("downvote_count", (("down", 1),)),
+    ("score", (("up", 1), ("down", -1))),
+))
 # See sql/functions/hot_key.sql; createdAt is capped by when we first saw the record.
 _HOT_KEY: Final = ("hot_key", "coves_hot_key(c.score::integer, "
                               "LEAST(COALESCE(t.created_at, t.first_seen_at), t.first_seen_at))")
 _COUNTERS: Final = ("upvote_count", "downvote_count", "score")
 RECOUNTS: Final = (
     Recount(target="post_stats", target_key="uri", columns=_COUNTERS, source="votes",
-            source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=POST_MARK),
+            source_fk="subject_uri", tally=_TALLY, derived=(_HOT_KEY,), key_contains=POST_MARK),
     Recount(target="comment_stats", target_key="uri", columns=_COUNTERS, source="votes",
-            source_fk="subject_uri", query=_TALLY, derived=(_HOT_KEY,), key_contains=COMMENT_MARK),
+            source_fk="subject_uri", tally=_TALLY, derived=(_HOT_KEY,), key_contains=COMMENT_MARK),
 )
 
 
