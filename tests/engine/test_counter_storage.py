@@ -1,5 +1,5 @@
 """How the counter tables are stored (sql/0007): room for in-place updates, and the rank history
-log kept lean — its old rows are still pruned through the BRIN index on changed_at."""
+log without a primary-key index — it still keeps old keys and prunes expired rows."""
 
 from __future__ import annotations
 
