@@ -1,6 +1,6 @@
 """Ingest throughput: the same events, the same run, every way in — and what each side costs.
 
-    python -m bench.ingest [--mix coves|core] [--events 100000] [--quick] [--no-write]
+    python -m bench.ingest [--mix coves|core] [--events 100000] [--quick]
 
 For one generated workload (bench/workload.py, seeded) it runs, each into a fresh database:
 
