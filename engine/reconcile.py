@@ -20,7 +20,7 @@ import asyncpg
 from .db import Database
 from .records import DEFAULT_REGISTRY, Registry
 from .tables import Recount, reconcile_sql
-from .writer import WRITER_LOCK_KEY
+from .writer import take_writer_lock
 
 __all__ = ["Drift", "reconcile"]
 
@@ -48,7 +48,7 @@ async def _check(connection: asyncpg.Connection, recounts: tuple[Recount, ...],
     drift: list[Drift] = []
     async with connection.transaction():
         if fix:
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
+            await take_writer_lock(connection)
         for recount in recounts:
             for row in await connection.fetch(reconcile_sql(recount, fix=fix)):
                 drift.append(Drift(recount.target, recount.columns, row["key"],

@@ -43,7 +43,7 @@ from .events import Event
 from .tables import (Recount, RowOp, Table, TallySql, merge_sql, purge_sql, recount_sql,
                      stage_ddl, tally_sql)
 
-__all__ = ["WritePlan", "Writer", "load_cursor"]
+__all__ = ["WritePlan", "Writer", "load_cursor", "take_writer_lock"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -87,6 +87,11 @@ _MERGE_REJECTS: Final = f"""
 # `coves reconcile --fix` takes it too. (The key spells "coves-w".)
 WRITER_LOCK_KEY: Final = 0x636F7665732D77
 _TAKE_WRITER_LOCK: Final = "SELECT pg_advisory_xact_lock($1)"
+
+
+async def take_writer_lock(connection: asyncpg.Connection) -> None:
+    """Wait for the writers' turn; held until the current transaction ends."""
+    await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
 # The cursor never moves back: a replay of older events (rewind, redrive) keeps the stored one.
 _UPSERT_CURSOR: Final = """
     INSERT INTO ingest_cursors (source, cursor, event_time_us, updated_at)
@@ -261,7 +266,7 @@ async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
                        batch: Batch) -> list[tuple[Event, RejectedEvent]]:
     """One transaction for the whole batch; return the events refused while merging."""
     async with connection.transaction():
-        await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
+        await take_writer_lock(connection)
         late = _refused_events(batch.events, await _apply_rows(connection, plan, batch.rows))
         await _finish(connection, batch, _reject_rows(batch, late))
     return late
@@ -276,7 +281,7 @@ async def _write_split(connection: asyncpg.Connection, plan: WritePlan,
     k refused events cost O(k log n) sub-writes; each refused event alone becomes a reject."""
     late: list[tuple[Event, RejectedEvent]] = []
     async with connection.transaction():
-        await connection.execute(_TAKE_WRITER_LOCK, WRITER_LOCK_KEY)
+        await take_writer_lock(connection)
         middle = len(batch.events) // 2
         for half in (batch.events[:middle], batch.events[middle:]):
             await _write_part(connection, plan, half, late)
