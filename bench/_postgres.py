@@ -50,11 +50,14 @@ class BenchServer:
     Attributes:
         admin_url: the `postgres` database, for CREATE/DROP DATABASE.
         postmaster: the postmaster pid when the server runs on this machine, else None.
+        schema: `schema_version()` of the migrations the template was made from (read then: a
+            file edited during a run must not pass the template's schema off as the new one).
     """
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
         self._count = 0
+        self.schema = schema_version()
         self.postmaster = trio.run(self._prepare)
 
     async def _prepare(self) -> int | None:

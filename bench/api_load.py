@@ -36,7 +36,7 @@ from engine.db import open_bridge, open_database
 
 from ._dataset import Dataset, build, check_sample
 from ._measure import ROOT, CpuClock
-from ._postgres import BenchServer, schema_version
+from ._postgres import BenchServer
 
 __all__ = ["ApiLoad", "Step", "run_api_load"]
 
@@ -109,7 +109,7 @@ class ApiLoad:
 
 def dataset_url(server: BenchServer, dataset: Dataset, progress: Any = print) -> str:
     """The kept dataset's database, built first if missing or stale."""
-    schema = f"api_{schema_version()}_"
+    schema = f"api_{server.schema}_"
     name = schema + hashlib.sha256(dataset.key.encode()).hexdigest()[:8]
     for stale in server.drop_stale("api_", current=schema):
         progress(f"dataset: dropped {stale} (an older schema's)")

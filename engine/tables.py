@@ -92,6 +92,9 @@ class Table:
         merge: hand-written merge SQL replacing the generated one (same output columns).
         twin_of: the table this one mirrors row for row (post_stats of post_records): a version
             its twin refused is not merged here either. Handlers emit the twin's row first.
+        initial: `(column, expression)` pairs set only when a row is first inserted, the
+            expression over the staged columns (a new post's hot key: the recount that follows
+            an insert then finds nothing to change, instead of updating the row again).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Table:
     repo: str | None = None
     merge: str | None = None
     twin_of: str | None = None
+    initial: tuple[tuple[str, str], ...] = ()
 
     # Tables are module constants and dict keys on the hot path (rows per table in a batch):
     # identity equality hashes in O(1), where field equality would hash every column each time.
@@ -305,8 +309,10 @@ def merge_sql(table: Table) -> str:
                      f"LATERAL (VALUES {mentioned}) AS m(did) WHERE m.did IS NOT NULL "
                      f"ON CONFLICT (did) DO NOTHING)")
 
-    insert_cols = names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
-    select_cols = names + (["CASE WHEN deleted THEN now() END"] if table.tombstones else []) + ["now()"]
+    insert_cols = (names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
+                   + [c for c, _ in table.initial])
+    select_cols = (names + (["CASE WHEN deleted THEN now() END"] if table.tombstones else [])
+                   + ["now()"] + [e for _, e in table.initial])
     updates = []
     for column in table.columns:
         if column.name in table.key:

@@ -43,9 +43,9 @@ _TALLY: Final = Tally(owner="did", value="direction", counters=(
     ("downvote_count", (("down", 1),)),
     ("score", (("up", 1), ("down", -1))),
 ))
-# See sql/functions/hot_key.sql; createdAt is capped by when we first saw the record.
-_HOT_KEY: Final = ("hot_key", "coves_hot_key(c.score::integer, "
-                              "LEAST(COALESCE(t.created_at, t.first_seen_at), t.first_seen_at))")
+# Set with the counters from the new score (a new row starts with score 0's: fields.stats_table).
+_HOT_KEY: Final = ("hot_key",
+                   fields.hot_key_sql("c.score::integer", "t.created_at", "t.first_seen_at"))
 _COUNTERS: Final = ("upvote_count", "downvote_count", "score")
 RECOUNTS: Final = (
     Recount(target="post_stats", target_key="uri", columns=_COUNTERS, source="votes",

@@ -16,11 +16,18 @@ from ..errors import RejectedEvent, RejectReason
 from ..events import Event
 from ..tables import Column, RowOp, Table
 
-__all__ = ["REV", "blob_cid", "deleted", "integer", "invalid", "live", "record_table", "ref_uri",
-           "self_labels", "stats_table", "strings", "text", "timestamp", "tombstone", "twin_row",
-           "wrong_repo"]
+__all__ = ["REV", "blob_cid", "deleted", "hot_key_sql", "integer", "invalid", "live",
+           "record_table", "ref_uri", "self_labels", "stats_table", "strings", "text", "timestamp",
+           "tombstone", "twin_row", "wrong_repo"]
 
 REV: Final = 'text COLLATE "C"'  # TIDs compare byte-wise
+
+
+def hot_key_sql(score: str, created_at: str, first_seen_at: str) -> str:
+    """SQL of a post's or comment's hot key (sql/functions/hot_key.sql) from its score and
+    times: createdAt capped by when we first saw the record, so a future date cannot pin it."""
+    return (f"coves_hot_key({score}, "
+            f"LEAST(COALESCE({created_at}, {first_seen_at}), {first_seen_at}))")
 
 
 def record_table(name: str, *columns: Column, key: str = "uri", repo: str = "did",
@@ -37,13 +44,18 @@ def record_table(name: str, *columns: Column, key: str = "uri", repo: str = "did
                  actors=(repo,) if actors is None else actors, repo=repo)
 
 
+_NEW_HOT_KEY: Final = hot_key_sql("0", "created_at", "now()")
+
+
 def stats_table(name: str, *columns: Column, twin: Table, tracked: tuple[str, ...] = ()) -> Table:
     """The narrow twin of a record table holding its counters and sort keys (sql/0005):
-    `uri, <repo>, rev`, then `columns`; merged with the same rev as its record."""
+    `uri, <repo>, rev`, then `columns` (with `created_at`); merged with the same rev as its
+    record. A new row starts with the hot key of score 0 (`first_seen_at` defaults to now()),
+    which is what the vote recount after its insert computes unless votes came first."""
     assert twin.repo is not None
     head = (Column("uri"), Column(twin.repo), Column("rev", REV))
     return Table(name=name, key=("uri",), columns=head + columns, tracked=tracked, repo=twin.repo,
-                 twin_of=twin.name)
+                 twin_of=twin.name, initial=(("hot_key", _NEW_HOT_KEY),))
 
 
 def twin_row(table: Table, event: Event, *values: Any, deleted: bool = False) -> RowOp:

@@ -1,5 +1,6 @@
 """How the counter tables are stored (sql/0007): room for in-place updates, and the rank history
-log without a primary-key index — it still keeps old keys and prunes expired rows."""
+log without a primary-key index — it still keeps old keys and prunes expired rows. A new post or
+comment is written once: inserted with its hot key, not inserted and then updated."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ async def test_rank_history_keeps_old_keys_and_prunes_expired_rows(writer_db: Da
     rows = await writer_db.fetch("SELECT uri, score FROM rank_history "
                                  "WHERE uri IN ($1, 'at://expired') ORDER BY id", P)
     assert [(r["uri"], r["score"]) for r in rows] == [(P, 0), (P, 1)]
+
+
+_HOT_KEY_OF_SCORE = ("SELECT hot_key = coves_hot_key($2, LEAST(COALESCE(created_at, first_seen_at), "
+                     "first_seen_at)) FROM {table} WHERE uri = $1")
+
+
+async def test_new_posts_and_comments_are_inserted_with_their_hot_key(writer_db: Database) -> None:
+    await ingest(writer_db, [f.profile(C), f.post(C, "3k7a3dmb5bk2c")])
+    comment = f.uri(U1, f.COMMENT, "3k7a3dmb5bk2d")
+    await ingest(writer_db, [f.comment(U1, "3k7a3dmb5bk2d", root=P)])
+    for table, uri in (("post_stats", P), ("comment_stats", comment)):
+        assert await writer_db.fetchval(_HOT_KEY_OF_SCORE.format(table=table), uri, 0)
+    # No second write of the new rows: an update of their hot key would have logged the old one.
+    assert await writer_db.fetchval("SELECT count(*) FROM rank_history") == 0
+
+
+async def test_a_post_whose_votes_came_first_gets_their_hot_key(writer_db: Database) -> None:
+    await ingest(writer_db, [f.profile(C), f.vote(U1, f.tid(), P), f.vote(U2, f.tid(), P)])
+    await ingest(writer_db, [f.post(C, "3k7a3dmb5bk2c")])
+    assert await writer_db.fetchval("SELECT score FROM post_stats WHERE uri = $1", P) == 2
+    assert await writer_db.fetchval(_HOT_KEY_OF_SCORE.format(table="post_stats"), P, 2)
