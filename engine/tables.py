@@ -38,6 +38,11 @@ a Tally, which the writer keeps by deltas instead:
     stays off by the same amount until `coves reconcile --fix` (which recounts in full) — a
     full-recount writer healed a subject the next time a batch touched it.
 
+A row the merge inserts gets its counters at once, counted from the source rows already
+stored (merge_sql's `counted`; the writer merges sources before targets): the recount of new
+subjects that follows then has nothing to change, where it used to rewrite each new post and
+comment row, and its feed indexes, right after inserting it.
+
 This makes a vote cost two index probes whatever its subject's history: a full recount read every
 live vote of a hot post in every batch that voted on it. (For subjects with a handful of votes
 the recount was as cheap or cheaper; the delta pays off as votes accumulate.) All SQL text is
@@ -92,9 +97,9 @@ class Table:
         merge: hand-written merge SQL replacing the generated one (same output columns).
         twin_of: the table this one mirrors row for row (post_stats of post_records): a version
             its twin refused is not merged here either. Handlers emit the twin's row first.
-        initial: `(column, expression)` pairs set only when a row is first inserted, the
-            expression over the staged columns (a new post's hot key: the recount that follows
-            an insert then finds nothing to change, instead of updating the row again).
+        defaults: `(column, SQL)` of columns a new row takes from their DEFAULT that a
+            recount's derived expression reads (a stats row's first_seen_at: now()), so that
+            the insert can compute them (see `merge_sql`).
     """
 
     name: str
@@ -107,7 +112,7 @@ class Table:
     repo: str | None = None
     merge: str | None = None
     twin_of: str | None = None
-    initial: tuple[tuple[str, str], ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()
 
     # Tables are module constants and dict keys on the hot path (rows per table in a batch):
     # identity equality hashes in O(1), where field equality would hash every column each time.
@@ -267,10 +272,16 @@ def stage_ddl(table: Table) -> str:
             "ON COMMIT DELETE ROWS")
 
 
-def merge_sql(table: Table) -> str:
+def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     """The rev-gated upsert of staged rows into the real table (see the module docstring).
 
     A table with its own `merge` SQL gets that instead.
+
+    `counted`: the recounts whose target is this table. A row the merge inserts gets their
+    counters (and derived columns) computed from the source rows already stored, instead of
+    the column defaults: the writer merges sources before targets, so the recount that follows
+    an insert usually finds nothing to change, where it used to rewrite the new row (and its
+    feed indexes) at once. The recount still runs, so the counters stay exact either way.
 
     Returns one row: `changed` (rows inserted or updated); for each tracked column an array
     `touched_<col>` of its distinct old and new values over the changed rows; `merged_keys` (the
@@ -309,10 +320,24 @@ def merge_sql(table: Table) -> str:
                      f"LATERAL (VALUES {mentioned}) AS m(did) WHERE m.did IS NOT NULL "
                      f"ON CONFLICT (did) DO NOTHING)")
 
-    insert_cols = (names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
-                   + [c for c, _ in table.initial])
-    select_cols = (names + (["CASE WHEN deleted THEN now() END"] if table.tombstones else [])
-                   + ["now()"] + [e for _, e in table.initial])
+    insert_cols = names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
+    select_cols = [f"t.{c}" for c in names] + (
+        ["CASE WHEN t.deleted THEN now() END"] if table.tombstones else []) + ["now()"]
+    # The inserted row as `t` (staged columns and `defaults`), as recounts' derived expressions
+    # read the target row; `k.key` is its key, as recount queries read their subject.
+    defaults = "".join(f", {sql} AS {c}" for c, sql in table.defaults)
+    source = f"(SELECT i.*{defaults} FROM incoming AS i) AS t"
+    if counted:
+        if len(table.key) != 1:
+            raise ValueError(f"table {table.name}: counters at insert need a single-column key")
+        source += f" CROSS JOIN LATERAL (SELECT t.{table.key[0]} AS key) AS k"
+    for number, recount in enumerate(counted):
+        derived = "".join(f", {expr} AS {c}" for c, expr in recount.derived)
+        source += (f" CROSS JOIN LATERAL (SELECT c.*{derived} FROM ({recount.query}) AS c) "
+                   f"AS r{number}")
+        for column in (*recount.columns, *(c for c, _ in recount.derived)):
+            insert_cols.append(column)
+            select_cols.append(f"r{number}.{column}")
     updates = []
     for column in table.columns:
         if column.name in table.key:
@@ -328,11 +353,12 @@ def merge_sql(table: Table) -> str:
     # An older version still fills immutable columns a tombstone lacks.
     fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
     where = f"({newer} OR {fills})" if immutable else newer
-    skip_refused = (f" WHERE ({key}) NOT IN (SELECT {key} FROM refused)" if immutable else "")
+    skip_refused = (f" WHERE ({', '.join('t.' + k for k in table.key)}) NOT IN "
+                    f"(SELECT {key} FROM refused)" if immutable else "")
     returning = list(dict.fromkeys([*table.key, *table.tracked]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
-        f"SELECT {', '.join(select_cols)} FROM incoming{skip_refused} "
+        f"SELECT {', '.join(select_cols)} FROM {source}{skip_refused} "
         f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(updates)} WHERE {where} "
         f"RETURNING {', '.join('t.' + c for c in returning)})")
 

@@ -1,9 +1,10 @@
 """Writer: one transaction per batch — COPY → staging → rev-gated merge → counters → rejects → cursor.
 
-Counters (engine/tables.py): a Tally recount (votes) is kept by deltas measured around its
-source's merge and added once every table is merged; every other recount, and a Tally's subjects
-that were purged or whose own row was inserted or changed (their delta is dropped), is recounted
-in full after all merges.
+Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
+in the batch is inserted with its counters. Counters (engine/tables.py): a Tally recount (votes)
+is kept by deltas measured around its source's merge and added once every table is merged; every
+other recount, and a Tally's subjects that were purged or whose own row was inserted or changed
+(their delta is dropped), is recounted in full after all merges.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
@@ -27,7 +28,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -43,7 +44,7 @@ from .events import Event
 from .tables import (Recount, RowOp, Table, TallySql, merge_sql, purge_sql, recount_sql,
                      stage_ddl, tally_sql)
 
-__all__ = ["WritePlan", "Writer", "load_cursor", "take_writer_lock"]
+__all__ = ["WritePlan", "Writer", "load_cursor", "merge_order", "take_writer_lock"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class WritePlan:
 
     tables: tuple[Table, ...]
     recounts: tuple[Recount, ...]
+    order: tuple[Table, ...] = dataclasses.field(init=False)  # in which a batch merges them
     merge: dict[Table, str] = dataclasses.field(init=False)
     purge: dict[Table, str] = dataclasses.field(init=False)
     recount: dict[Recount, str] = dataclasses.field(init=False)
@@ -118,13 +120,15 @@ class WritePlan:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "merge", {t: merge_sql(t) for t in self.tables})
-        set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
-        set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
         set_(self, "by_source", {t.name: tuple(r for r in self.recounts if r.source == t.name)
                                  for t in self.tables})
         set_(self, "by_target", {t.name: tuple(r for r in self.recounts if r.target == t.name)
                                  for t in self.tables})
+        set_(self, "order", merge_order(self.tables, self.recounts))
+        # An inserted row gets its counters from what is stored (sources merge first).
+        set_(self, "merge", {t: merge_sql(t, self.by_target[t.name]) for t in self.tables})
+        set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
+        set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
         # Tally recounts follow their source's merges by deltas; the rest recount what it touched.
         set_(self, "tallied", {
             t: tallies for t in self.tables
@@ -143,6 +147,34 @@ class WritePlan:
             await connection.execute(ddl)
 
 
+def merge_order(tables: Sequence[Table], recounts: Sequence[Recount]) -> tuple[Table, ...]:
+    """`tables` with each recount's source before its target and each record table before its
+    stats twin; otherwise as given.
+
+    Counted sources first: a target row inserted later in the batch then gets its counters from
+    rows already merged (tables.merge_sql), and the recount after it has nothing to change. (A
+    table counting its own rows — comment replies — cannot come first; its recount updates.)
+    The twin order is required: a stats row must not merge a version its record refused.
+    """
+    names = {t.name for t in tables}
+    before: dict[str, set[str]] = {t.name: set() for t in tables}
+    for recount in recounts:
+        if recount.source != recount.target and {recount.source, recount.target} <= names:
+            before[recount.target].add(recount.source)
+    for table in tables:
+        if table.twin_of in names:
+            before[table.name].add(table.twin_of)
+    ordered: list[Table] = []
+    placed: set[str] = set()
+    while len(ordered) < len(tables):
+        ready = [t for t in tables if t.name not in placed and before[t.name] <= placed]
+        if not ready:
+            raise ValueError(f"recounts and twins form a cycle among {sorted(names - placed)}")
+        ordered.append(ready[0])
+        placed.add(ready[0].name)
+    return tuple(ordered)
+
+
 # ---- the asyncio side: each function runs inside one transaction on one connection ----
 
 Refused = tuple[Table, str, str]  # (table, key, immutable columns the newer version changed)
@@ -155,7 +187,12 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
     measured: list[Table] = []  # sources whose deltas wait for the end of the batch
     refused: list[Refused] = []
     refused_keys: dict[str, set[str]] = {}
-    for table, table_rows in rows.items():
+    if not rows.keys() <= plan.merge.keys():  # a table the plan does not know: never drop rows
+        raise ValueError(f"no merge planned for {[t.name for t in rows if t not in plan.merge]}")
+    for table in plan.order:
+        table_rows = rows.get(table)
+        if not table_rows:
+            continue
         if table.twin_of in refused_keys:  # never merge a version the twin refused
             skip, at = refused_keys[table.twin_of], table.staged_names.index(table.key[0])
             table_rows = [row for row in table_rows if row[at] not in skip]

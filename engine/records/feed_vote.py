@@ -43,7 +43,7 @@ _TALLY: Final = Tally(owner="did", value="direction", counters=(
     ("downvote_count", (("down", 1),)),
     ("score", (("up", 1), ("down", -1))),
 ))
-# Set with the counters from the new score (a new row starts with score 0's: fields.stats_table).
+# Set with the counters, from the new score (also when a post or comment row is inserted).
 _HOT_KEY: Final = ("hot_key",
                    fields.hot_key_sql("c.score::integer", "t.created_at", "t.first_seen_at"))
 _COUNTERS: Final = ("upvote_count", "downvote_count", "score")

@@ -44,18 +44,14 @@ def record_table(name: str, *columns: Column, key: str = "uri", repo: str = "did
                  actors=(repo,) if actors is None else actors, repo=repo)
 
 
-_NEW_HOT_KEY: Final = hot_key_sql("0", "created_at", "now()")
-
-
 def stats_table(name: str, *columns: Column, twin: Table, tracked: tuple[str, ...] = ()) -> Table:
     """The narrow twin of a record table holding its counters and sort keys (sql/0005):
-    `uri, <repo>, rev`, then `columns` (with `created_at`); merged with the same rev as its
-    record. A new row starts with the hot key of score 0 (`first_seen_at` defaults to now()),
-    which is what the vote recount after its insert computes unless votes came first."""
+    `uri, <repo>, rev`, then `columns`; merged with the same rev as its record. A new row's
+    `first_seen_at` is now(): the hot key computed at its insert reads it (tables.merge_sql)."""
     assert twin.repo is not None
     head = (Column("uri"), Column(twin.repo), Column("rev", REV))
     return Table(name=name, key=("uri",), columns=head + columns, tracked=tracked, repo=twin.repo,
-                 twin_of=twin.name, initial=(("hot_key", _NEW_HOT_KEY),))
+                 twin_of=twin.name, defaults=(("first_seen_at", "now()"),))
 
 
 def twin_row(table: Table, event: Event, *values: Any, deleted: bool = False) -> RowOp:

@@ -1,6 +1,6 @@
 """How the counter tables are stored (sql/0007): room for in-place updates, and the rank history
 log without a primary-key index — it still keeps old keys and prunes expired rows. A new post or
-comment is written once: inserted with its hot key, not inserted and then updated."""
+comment is written once: inserted with its counters and hot key, not inserted and then updated."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ async def test_counter_tables_leave_room_for_in_place_updates(writer_db: Databas
 
 
 async def test_rank_history_keeps_old_keys_and_prunes_expired_rows(writer_db: Database) -> None:
-    await ingest(writer_db, [f.profile(C), f.post(C, "3k7a3dmb5bk2c"), f.vote(U1, f.tid(), P)])
+    await ingest(writer_db, [f.profile(C), f.post(C, "3k7a3dmb5bk2c")])
+    await ingest(writer_db, [f.vote(U1, f.tid(), P)])
     kept = await writer_db.fetch("SELECT score FROM rank_history WHERE uri = $1", P)
     assert [r["score"] for r in kept] == [0]  # the keys before the vote
 
@@ -55,8 +56,17 @@ async def test_new_posts_and_comments_are_inserted_with_their_hot_key(writer_db:
     assert await writer_db.fetchval("SELECT count(*) FROM rank_history") == 0
 
 
-async def test_a_post_whose_votes_came_first_gets_their_hot_key(writer_db: Database) -> None:
-    await ingest(writer_db, [f.profile(C), f.vote(U1, f.tid(), P), f.vote(U2, f.tid(), P)])
-    await ingest(writer_db, [f.post(C, "3k7a3dmb5bk2c")])
-    assert await writer_db.fetchval("SELECT score FROM post_stats WHERE uri = $1", P) == 2
+async def test_a_post_is_inserted_with_the_votes_and_comments_stored_before_it(
+        writer_db: Database) -> None:
+    # Votes and a comment from an earlier batch, then the post with more votes in its own batch
+    # (sources merge before targets): the row is inserted with every count and its hot key.
+    await ingest(writer_db, [f.profile(C), f.vote(U1, f.tid(), P), f.vote(U2, f.tid(), P, "down"),
+                             f.comment(U1, "3k7a3dmb5bk2d", root=P)])
+    await ingest(writer_db, [f.post(C, "3k7a3dmb5bk2c"), f.vote(f.did("u3"), f.tid(), P),
+                             f.vote(f.did("u4"), f.tid(), P)])
+    row = await writer_db.fetchrow("SELECT upvote_count, downvote_count, score, comment_count "
+                                   "FROM post_stats WHERE uri = $1", P)
+    assert tuple(row) == (3, 1, 2, 1)
     assert await writer_db.fetchval(_HOT_KEY_OF_SCORE.format(table="post_stats"), P, 2)
+    assert await writer_db.fetchval("SELECT post_count FROM communities WHERE did = $1", C) == 1
+    assert await writer_db.fetchval("SELECT count(*) FROM rank_history") == 0  # written once
