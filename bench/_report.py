@@ -58,7 +58,7 @@ def _ms(seconds: float) -> str:
     return "–" if seconds is None or math.isnan(seconds) else f"{seconds * MS:,.0f}"
 
 
-def _lag_table(runs: list[LagRun]) -> list[str]:
+def lag_table(runs: list[LagRun]) -> list[str]:
     lines = ["| offered ev/s | events offered | committed | achieved ev/s | lag p50 / p95 / p99 / max (ms) "
              "| bounded | CPU s/100k: engine / Postgres / emulator | engine peak RSS (MiB) |",
              "|---:|---:|---:|---:|---|---|---|---:|"]
@@ -163,7 +163,7 @@ def render(suite: Suite, targets: list[Target], plot_names: list[str]) -> str:
         lines += [f"### Throughput, {mix} mix", "", table(runs), ""]
     for mix, runs in suite.lag.items():
         bounded = suite.highest_bounded(mix)
-        lines += [f"### Lag, {mix} mix", "", *_lag_table(runs), "",
+        lines += [f"### Lag, {mix} mix", "", *lag_table(runs), "",
                   f"Highest offered rate with bounded lag: "
                   f"**{'none' if bounded is None else f'{bounded:,.0f} ev/s'}**.", ""]
     for mix, overload in suite.overload.items():

@@ -18,10 +18,12 @@ rejects and every counter equal to a recount (`coves reconcile`).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -31,13 +33,14 @@ import trio
 
 from engine.db import open_bridge, open_database
 from engine.reconcile import reconcile
+from engine.sources.jetstream import DEFAULT_TRANSPORT
 
 from ._measure import ROOT, CpuClock, process_cpu_s
-from ._postgres import BenchServer
+from ._postgres import BenchServer, open_server
 from .ingest import Emulator
 
 __all__ = ["BOUNDED_P99_S", "GIVE_UP_LAG_S", "GRACE_S", "LagRun", "OverloadRun", "lag_run",
-           "overload_run"]
+           "main", "overload_run"]
 
 GRACE_S: Final = 15.0  # after the offer ends, how long the engine may take to catch up
 GIVE_UP_LAG_S: Final = 10.0  # lag beyond this (2 × BOUNDED_P99_S): the rate is not sustainable
@@ -181,3 +184,34 @@ async def _check(url: str, expected: dict[str, int]) -> tuple[dict[str, tuple[in
         rejects = await db.fetchval("SELECT count(*) FROM ingest_rejects")
         drift = len(await reconcile(db))
     return missing, rejects, drift
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The lag runs alone (the suite, `python -m bench`, also runs the overload burst)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.lag", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mix", choices=("coves", "core"), default="coves")
+    parser.add_argument("--rates", type=float, nargs="+", default=[500, 2000, 5000, 10_000, 20_000],
+                        help="offered events/s, one run each")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of offer per rate")
+    parser.add_argument("--transport", default=DEFAULT_TRANSPORT,
+                        help="Jetstream transport: trio-websocket or sansio")
+    args = parser.parse_args(argv)
+    from ._report import lag_table
+    from .workload import generate, write_jsonl
+
+    runs: list[LagRun] = []
+    with tempfile.TemporaryDirectory(prefix="coves-lag-") as work_dir, open_server() as server:
+        work = Path(work_dir)
+        master = work / "offer.jsonl"
+        write_jsonl(master, generate(int(max(args.rates) * args.duration), mix=args.mix, seed=2))
+        for rate in args.rates:
+            run = lag_run(server, master, work, rate, args.duration, args.transport)
+            runs.append(run)
+            print(f"{args.mix} @ {rate:,.0f} ev/s: p99 {run.result['p99'] * 1000:,.0f} ms, "
+                  f"bounded {run.bounded}", flush=True)
+    print("\n".join(lag_table(runs)))
+
+
+if __name__ == "__main__":
+    main()
