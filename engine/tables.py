@@ -280,13 +280,16 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     `counted`: the recounts whose target is this table. A row the merge inserts gets their
     counters (and derived columns) computed from the source rows already stored, instead of
     the column defaults: the writer merges sources before targets, so the recount that follows
-    an insert usually finds nothing to change, where it used to rewrite the new row (and its
-    feed indexes) at once. The recount still runs, so the counters stay exact either way.
+    an insert has nothing to change, where it used to rewrite the new row (and its feed
+    indexes) at once. The writer skips that recount where the source merged first (exact by
+    construction: `WritePlan.counted_at_insert`) and runs it otherwise (a table counting its
+    own rows — comment replies — cannot see the rows of the same statement).
 
     Returns one row: `changed` (rows inserted or updated); for each tracked column an array
     `touched_<col>` of its distinct old and new values over the changed rows; `merged_keys` (the
-    changed keys, when the key is a single column); and `refused_keys` / `refused_columns`:
-    keys whose newer version tried to change immutable columns, with the columns' names.
+    changed keys, when the key is a single column); `inserted_keys` (those of them that were
+    inserted, with `counted`); and `refused_keys` / `refused_columns`: keys whose newer version
+    tried to change immutable columns, with the columns' names.
     """
     if table.merge is not None:
         return table.merge
@@ -301,7 +304,7 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     parts = [f"incoming AS (SELECT DISTINCT ON ({key}) {', '.join(picks)} FROM {table.stage} "
              f"WINDOW same_key AS (PARTITION BY {key}) ORDER BY {key}, {version} DESC)"]
     prior_cols = list(dict.fromkeys([*table.key, version, *table.tracked, *immutable]))
-    if table.tracked or immutable:
+    if table.tracked or immutable or counted:
         parts.append(f"prior AS (SELECT {', '.join('t.' + c for c in prior_cols)} "
                      f"FROM {table.name} AS t JOIN incoming USING ({key}))")
     if immutable:
@@ -370,6 +373,9 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
             f"WHERE p.{col} IS NOT NULL) AS touched_{col}")
     if len(table.key) == 1:
         outputs.append(f"ARRAY(SELECT {table.key[0]} FROM merged) AS merged_keys")
+        if counted:  # rows new to the table, whose counters the insert computed
+            outputs.append(f"ARRAY(SELECT {key} FROM merged WHERE {key} NOT IN "
+                           f"(SELECT {key} FROM prior)) AS inserted_keys")
         if immutable:
             outputs.append(f"ARRAY(SELECT {table.key[0]} FROM refused) AS refused_keys")
             outputs.append("ARRAY(SELECT columns FROM refused) AS refused_columns")

@@ -117,6 +117,9 @@ class WritePlan:
     tally: dict[Table, TallySql] = dataclasses.field(init=False)
     tallied: dict[Table, tuple[Recount, ...]] = dataclasses.field(init=False)
     full_by_source: dict[str, tuple[Recount, ...]] = dataclasses.field(init=False)
+    # Recounts whose source merges before their target: a target row the batch inserts already
+    # holds its exact counters (tables.merge_sql), so it needs no recount.
+    counted_at_insert: frozenset[Recount] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -125,6 +128,10 @@ class WritePlan:
         set_(self, "by_target", {t.name: tuple(r for r in self.recounts if r.target == t.name)
                                  for t in self.tables})
         set_(self, "order", merge_order(self.tables, self.recounts))
+        position = {t.name: n for n, t in enumerate(self.order)}
+        set_(self, "counted_at_insert", frozenset(
+            r for r in self.recounts if r.source in position and r.target in position
+            and position[r.source] < position[r.target]))
         # An inserted row gets its counters from what is stored (sources merge first).
         set_(self, "merge", {t: merge_sql(t, self.by_target[t.name]) for t in self.tables})
         set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
@@ -183,7 +190,8 @@ Refused = tuple[Table, str, str]  # (table, key, immutable columns the newer ver
 async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                       rows: dict[Table, list[tuple[Any, ...]]]) -> list[Refused]:
     """COPY, merge and recount; return the versions the merges refused."""
-    touched: dict[Recount, set[str]] = defaultdict(set)
+    touched: dict[Recount, set[str]] = defaultdict(set)  # subjects to recount in full
+    inserted: dict[Recount, set[str]] = defaultdict(set)  # new subjects, counted at insert
     measured: list[Table] = []  # sources whose deltas wait for the end of the batch
     refused: list[Refused] = []
     refused_keys: dict[str, set[str]] = {}
@@ -218,16 +226,24 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
             continue
         for recount in plan.full_by_source[table.name]:
             touched[recount].update(result[f"touched_{recount.source_fk}"])
-        # A subject row inserted or changed (new created_at) is recounted in full, Tally or not:
-        # its stored counters may predate votes that arrived before it.
+        # A subject row changed (new created_at) is recounted in full, Tally or not: its stored
+        # counters may predate votes that arrived before it. One inserted after its sources
+        # merged got exact counters at insert: its delta is dropped like a recounted one's.
         for recount in plan.by_target[table.name]:
-            touched[recount].update(result["merged_keys"])
+            if recount in plan.counted_at_insert:
+                new = set(result["inserted_keys"])
+                inserted[recount].update(new)
+                touched[recount].update(k for k in result["merged_keys"] if k not in new)
+            else:
+                touched[recount].update(result["merged_keys"])
         if "purged_repos" in result.keys() and result["purged_repos"]:
             await _purge(connection, plan, result["purged_repos"], touched)
-    # Deltas, except to subjects recounted in full just after (one update per row, not two).
+    # Deltas, except to subjects recounted in full just after (one update per row, not two)
+    # and to those inserted with their counts (the batch's rows already among them).
     for table in measured:
         recounted = {key for recount in plan.tallied[table]
-                     for key in recount.subjects(touched.get(recount, set()))}
+                     for key in recount.subjects(touched.get(recount, set())
+                                                 | inserted.get(recount, set()))}
         await connection.execute(plan.tally[table].apply, list(recounted))
     for recount, keys in touched.items():
         subjects = recount.subjects(keys)
