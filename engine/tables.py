@@ -18,8 +18,8 @@ harmless:
 
 Counters equal a recount (invariant 4). Each Recount names counter columns and the query that
 counts them for one subject; the writer recounts the subjects a batch touched (old and new foreign
-keys of every changed row, and subjects first inserted in the batch) — except where a recount is
-a Tally, which the writer keeps by deltas instead:
+keys of every changed row, and subjects whose own row changed) — except where a recount is a
+Tally, which the writer keeps by deltas instead, and for subject rows the batch inserted (below):
 
   * A Tally counts, per subject, only each owner's newest live source row (votes: one voter, one
     vote, the newest by rev), weighing one column's value (direction). So a subject's counters
@@ -33,14 +33,15 @@ a Tally, which the writer keeps by deltas instead:
     the rows, not of their physical order.
   * Exact as long as the stored counters were exact when the batch began, and nothing else
     changed the pairs in between: the writer lock (writer.py) serialises writers; subjects a
-    purge touched, and subjects whose own row was inserted or changed, are recounted in full
-    instead (their delta is dropped, so each row is updated once). A counter corrupted by hand
+    purge touched, and subjects whose own row changed, are recounted in full instead, and
+    subjects whose row the batch inserted were counted by that insert (either way their delta
+    is dropped, so each row is written once). A counter corrupted by hand
     stays off by the same amount until `coves reconcile --fix` (which recounts in full) — a
     full-recount writer healed a subject the next time a batch touched it.
 
 A row the merge inserts gets its counters at once, counted from the source rows already
-stored (merge_sql's `counted`; the writer merges sources before targets): the recount of new
-subjects that follows then has nothing to change, where it used to rewrite each new post and
+stored (merge_sql's `counted`). The writer merges sources before targets, so those counts are
+exact and the new row needs no recount — where a recount used to rewrite each new post and
 comment row, and its feed indexes, right after inserting it.
 
 This makes a vote cost two index probes whatever its subject's history: a full recount read every
@@ -196,7 +197,7 @@ class Recount:
             comments alike; each recount takes its own).
         tally: the counters are a Tally over the source's live rows (source must have
             tombstones): the writer then applies a batch's changes as deltas (`tally_sql`)
-            and recounts in full only subjects purged or inserted/changed in the batch.
+            and recounts in full only subjects purged or changed in the batch.
     """
 
     target: str
@@ -280,7 +281,7 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     `counted`: the recounts whose target is this table. A row the merge inserts gets their
     counters (and derived columns) computed from the source rows already stored, instead of
     the column defaults: the writer merges sources before targets, so the recount that follows
-    an insert has nothing to change, where it used to rewrite the new row (and its feed
+    an insert would have nothing to change, where it used to rewrite the new row (and its feed
     indexes) at once. The writer skips that recount where the source merged first (exact by
     construction: `WritePlan.counted_at_insert`) and runs it otherwise (a table counting its
     own rows — comment replies — cannot see the rows of the same statement).
@@ -447,11 +448,11 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     subject but keeps the stored one, so for deletes (and rows without a subject) the stored
     row's subject is read too — one primary-key probe each, not one per staged row.
 
-    The deltas wait for `apply` (after every merge of the batch) so that a subject the writer
-    recounts in full anyway — its post or comment row was just inserted or changed, or a purge
-    touched it — is updated once, by the recount, instead of twice. Until then nothing else
-    writes those counters, so adding a delta later gives the same result. A delta of a subject
-    with no target row updates nothing (inserting that row recounts it); a key that is not a
+    The deltas wait for `apply` (after every merge of the batch) so that a subject counted
+    otherwise — its post or comment row was just changed (recounted in full) or inserted
+    (counted by the insert), or a purge touched it — is written once, instead of twice. Until
+    then nothing else writes those counters, so adding a delta later gives the same result. A
+    delta of a subject with no target row updates nothing (inserting that row counts it); a key that is not a
     subject of a target (a comment's URI in post_stats) matches no row.
 
     `apply` returns `subjects` (deltas taken) and `updated` (target rows changed).

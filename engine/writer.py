@@ -1,10 +1,10 @@
 """Writer: one transaction per batch — COPY → staging → rev-gated merge → counters → rejects → cursor.
 
 Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
-in the batch is inserted with its counters. Counters (engine/tables.py): a Tally recount (votes)
-is kept by deltas measured around its source's merge and added once every table is merged; every
-other recount, and a Tally's subjects that were purged or whose own row was inserted or changed
-(their delta is dropped), is recounted in full after all merges.
+in the batch is inserted with exact counters and needs no recount. Counters (engine/tables.py):
+a Tally recount (votes) is kept by deltas measured around its source's merge and added once
+every table is merged; every other recount, and a Tally's subjects that were purged or whose own
+row changed (their delta is dropped), is recounted in full after all merges.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
@@ -159,8 +159,8 @@ def merge_order(tables: Sequence[Table], recounts: Sequence[Recount]) -> tuple[T
     stats twin; otherwise as given.
 
     Counted sources first: a target row inserted later in the batch then gets its counters from
-    rows already merged (tables.merge_sql), and the recount after it has nothing to change. (A
-    table counting its own rows — comment replies — cannot come first; its recount updates.)
+    rows already merged (tables.merge_sql) and needs no recount. (A table counting its own rows
+    — comment replies — cannot come first; its new rows are recounted.)
     The twin order is required: a stats row must not merge a version its record refused.
     """
     names = {t.name for t in tables}

@@ -5,7 +5,7 @@ At most one vote per (voter, subject) counts: the voter's newest live vote (by r
 commit: `up` before `down`, so the choice never depends on storage order), so a newer vote
 replaces an older one even if the client never deleted it, and deleting it makes an older live
 one count again. Votes that arrive before their subject are counted as soon as the subject
-arrives (the subject's insert recounts it). A batch's votes change the counters by a delta
+arrives (the subject's insert counts them). A batch's votes change the counters by a delta
 (engine/tables.py, Tally), so a vote costs the same on a post with ten votes or ten thousand.
 """
 
@@ -36,8 +36,8 @@ TABLE: Final = fields.record_table(
 TABLES: Final = (TABLE,)
 
 # Each voter's newest live vote on the subject counts, by direction. A Tally (engine/tables.py):
-# the writer applies a batch's votes as deltas per (voter, subject) and recounts a subject in
-# full only when its post or comment row is inserted or changed, or a voter's account is purged.
+# the writer applies a batch's votes as deltas per (voter, subject), counts a new post or comment
+# at its insert, and recounts a subject in full when its row changed or a voter was purged.
 _TALLY: Final = Tally(owner="did", value="direction", counters=(
     ("upvote_count", (("up", 1),)),
     ("downvote_count", (("down", 1),)),
