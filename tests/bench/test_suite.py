@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench._measure import CpuSample
 from bench._report import BEGIN, END, replace_section
+from bench.ingest import Run
+from bench.suite import cpu_floor
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("### Throughput, core mix", "### Throughput, coves mix", "### Lag, coves mix",
@@ -50,3 +53,16 @@ def test_a_new_run_replaces_the_last_one_and_keeps_the_hand_written_text() -> No
     assert first == f"# Notes\n\n{BEGIN}\n## Suite — run 1\n{END}\n"
     second = replace_section(first + "\nAnalysis by hand.\n", "## Suite — run 2")
     assert second == f"# Notes\n\n{BEGIN}\n## Suite — run 2\n{END}\n\nAnalysis by hand.\n"
+
+
+def test_a_throughput_target_out_of_reach_names_the_cores_it_would_need() -> None:
+    # 10,000 events in 1 s with 0.6 s of engine, 0.5 s of Postgres and 0.1 s of emulator CPU:
+    # 12 CPU-s per 100k events, so 40,000 ev/s would need 4.8 cores and 15,000 only 1.8.
+    run = Run("engine", 10_000, CpuSample(wall_s=1.0, self_s=0.6, postgres_s=0.5, child_s=0.1))
+    note = cpu_floor(run, 40_000, cores=2)
+    assert note.startswith("CPU-bound: at 40,000 ev/s")
+    assert "engine 6.0, Postgres 5.0, emulator 1.0 CPU-s/100k" in note
+    assert "needs 4.8 cores; the machine has 2" in note
+    assert cpu_floor(run, 15_000, cores=2) == ""
+    remote = Run("engine", 10_000, CpuSample(1.0, 0.6, float("nan"), 0.1))  # Postgres unmeasured
+    assert "Postgres" not in cpu_floor(remote, 40_000, cores=2)
