@@ -95,7 +95,7 @@ def _overload(o: OverloadRun) -> list[str]:
     return lines
 
 
-def _api(api: ApiLoad) -> list[str]:
+def api_section(api: ApiLoad) -> list[str]:
     c = api.counts
     lines = [f"Dataset: {c['communities']:,} communities, {c['posts']:,} posts, "
              f"{c['comments']:,} comments, {c['votes']:,} votes, {c['subscriptions']:,} "
@@ -169,7 +169,7 @@ def render(suite: Suite, targets: list[Target], plot_names: list[str]) -> str:
     for mix, overload in suite.overload.items():
         lines += [f"### Overload, {mix} mix", "", *_overload(overload), ""]
     if suite.api is not None:
-        lines += ["### API load", "", *_api(suite.api), ""]
+        lines += ["### API load", "", *api_section(suite.api), ""]
     lines += ["### Targets", "", *_targets(targets), ""]
     if suite.notes:
         lines += ["### Notes", "", *suite.notes, ""]

@@ -1,6 +1,8 @@
 """API under load, next to its server stack's own ceiling (issue 4, issue 8).
 
-    python -m bench.api_load [--scale 1.0] [--users 100] [--seconds 60] [--no-write]
+    python -m bench.api_load [--scale 1.0] [--users 100] [--seconds 60] [--step 6]
+
+(prints its report; `python -m bench` runs it in the suite and writes it to bench/RESULTS.md)
 
 * Dataset (bench/_dataset.py): 10k communities, 1M posts, 1M comments, 5M votes at scale 1, built
   once inside Postgres and kept in the benchmark server's data directory (a later run with the
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import os
@@ -36,9 +39,9 @@ from engine.db import open_bridge, open_database
 
 from ._dataset import Dataset, build, check_sample
 from ._measure import ROOT, CpuClock
-from ._postgres import BenchServer
+from ._postgres import BenchServer, open_server
 
-__all__ = ["ApiLoad", "Step", "run_api_load"]
+__all__ = ["ApiLoad", "Step", "main", "run_api_load"]
 
 THINK_S: Final = (0.5, 2.0)
 STEP_S: Final = 6.0  # seconds per saturation step
@@ -316,3 +319,23 @@ def run_api_load(server: BenchServer, dataset: Dataset, *, users: int = 100, sec
     finally:
         api.close()
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.api_load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="dataset size (1.0: 1M posts)")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60.0, help="of the users' run")
+    parser.add_argument("--step", type=float, default=STEP_S, help="seconds per saturation step")
+    args = parser.parse_args(argv)
+    from ._report import api_section  # it imports this module
+
+    with open_server() as server:
+        result = run_api_load(server, Dataset().scaled(args.scale), users=args.users,
+                              seconds=args.seconds, step_s=args.step)
+    print("\n".join(api_section(result)))
+
+
+if __name__ == "__main__":
+    main()
