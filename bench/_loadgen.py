@@ -54,17 +54,22 @@ class _Connection:
         self.reader = reader
         self.writer = writer
 
-    async def get(self, request: bytes) -> tuple[int, bytes]:
+    async def get(self, request: bytes) -> tuple[int, bytes, bool]:
+        """(status, body, whether the server keeps the connection open)."""
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
+        keep = True
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                keep = False
         body = await self.reader.readexactly(length) if length else b""
-        return status, body
+        return status, body, keep
 
 
 class _Client:
@@ -83,12 +88,17 @@ class _Client:
             connection = self.idle.pop() if self.idle else _Connection(
                 *await asyncio.open_connection(self.host, self.port))
             try:
-                result = await asyncio.wait_for(connection.get(request), TIMEOUT_S)
+                status, body, keep = await asyncio.wait_for(connection.get(request), TIMEOUT_S)
             except BaseException:
                 connection.writer.close()
                 raise
-            self.idle.append(connection)
-            return result
+            # Hypercorn closes a connection after keep_alive_max_requests (1000) and says so:
+            # reusing it would fail the next request, an error of this client, not the server.
+            if keep:
+                self.idle.append(connection)
+            else:
+                connection.writer.close()
+            return status, body
 
 
 async def _timed(client: _Client, tally: Tally, name: str, request: bytes, due: float) -> None:
