@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine.db import Database
+from engine.records import DEFAULT_REGISTRY
+from engine.tables import Column, Recount, Table
+from engine.writer import WritePlan, merge_order
 from tests import factories as f
 from tests.helpers import ingest, table
 
@@ -181,3 +186,27 @@ async def test_one_refused_event_costs_a_few_sub_writes_not_one_per_event(
     assert await writer_db.fetchval("SELECT count(*) FROM communities") == 999
     assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 1
     assert len(calls) <= 1 + 2 * 10, len(calls)  # the batch, then two halves per level
+
+
+def test_merges_run_sources_before_targets_and_records_before_their_stats() -> None:
+    registry = DEFAULT_REGISTRY
+    order = [t.name for t in merge_order(registry.tables, registry.recounts)]
+    assert sorted(order) == sorted(t.name for t in registry.tables)  # every table, once
+    for source, target in (("votes", "post_stats"), ("votes", "comment_stats"),
+                           ("comment_stats", "post_stats"), ("post_stats", "communities"),
+                           ("subscriptions", "communities"), ("post_records", "post_stats"),
+                           ("comment_records", "comment_stats")):
+        assert order.index(source) < order.index(target), (source, target)
+    plan = WritePlan(registry.tables, registry.recounts)
+    # A comment's reply_count counts its own table: rows of the same statement are not seen.
+    assert {(r.source, r.target) for r in registry.recounts if r not in plan.counted_at_insert} \
+        == {("comment_stats", "comment_stats")}
+
+
+def test_recounts_that_form_a_cycle_are_refused() -> None:
+    a = Table("a", ("k",), (Column("k"), Column("rev"), Column("n")), tombstones=False)
+    b = Table("b", ("k",), (Column("k"), Column("rev"), Column("n")), tombstones=False)
+    cycle = (Recount("a", "k", ("n",), "b", "n", query="SELECT 0 AS n"),
+             Recount("b", "k", ("n",), "a", "n", query="SELECT 0 AS n"))
+    with pytest.raises(ValueError, match="cycle"):
+        merge_order((a, b), cycle)
