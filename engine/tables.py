@@ -339,9 +339,9 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
         derived = "".join(f", {expr} AS {c}" for c, expr in recount.derived)
         source += (f" CROSS JOIN LATERAL (SELECT c.*{derived} FROM ({recount.query}) AS c) "
                    f"AS r{number}")
-        for column in (*recount.columns, *(c for c, _ in recount.derived)):
-            insert_cols.append(column)
-            select_cols.append(f"r{number}.{column}")
+        for counter in (*recount.columns, *(c for c, _ in recount.derived)):
+            insert_cols.append(counter)
+            select_cols.append(f"r{number}.{counter}")
     updates = []
     for column in table.columns:
         if column.name in table.key:
