@@ -452,8 +452,8 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     otherwise — its post or comment row was just changed (recounted in full) or inserted
     (counted by the insert), or a purge touched it — is written once, instead of twice. Until
     then nothing else writes those counters, so adding a delta later gives the same result. A
-    delta of a subject with no target row updates nothing (inserting that row counts it); a key that is not a
-    subject of a target (a comment's URI in post_stats) matches no row.
+    delta of a subject with no target row updates nothing (inserting that row counts it); a key
+    that is not a subject of a target (a comment's URI in post_stats) matches no row.
 
     `apply` returns `subjects` (deltas taken) and `updated` (target rows changed).
     """

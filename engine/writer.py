@@ -129,8 +129,9 @@ class WritePlan:
                                  for t in self.tables})
         set_(self, "order", merge_order(self.tables, self.recounts))
         position = {t.name: n for n, t in enumerate(self.order)}
+        generated = {t.name for t in self.tables if t.merge is None}  # merge_sql counts inserts
         set_(self, "counted_at_insert", frozenset(
-            r for r in self.recounts if r.source in position and r.target in position
+            r for r in self.recounts if r.source in position and r.target in generated
             and position[r.source] < position[r.target]))
         # An inserted row gets its counters from what is stored (sources merge first).
         set_(self, "merge", {t: merge_sql(t, self.by_target[t.name]) for t in self.tables})
@@ -229,13 +230,17 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
         # A subject row changed (new created_at) is recounted in full, Tally or not: its stored
         # counters may predate votes that arrived before it. One inserted after its sources
         # merged got exact counters at insert: its delta is dropped like a recounted one's.
-        for recount in plan.by_target[table.name]:
-            if recount in plan.counted_at_insert:
-                new = set(result["inserted_keys"])
-                inserted[recount].update(new)
-                touched[recount].update(k for k in result["merged_keys"] if k not in new)
-            else:
-                touched[recount].update(result["merged_keys"])
+        targets = plan.by_target[table.name]
+        if targets:
+            merged = result["merged_keys"]
+            new = set(result.get("inserted_keys") or ())  # none from a hand-written merge
+            changed = [key for key in merged if key not in new]
+            for recount in targets:
+                if recount in plan.counted_at_insert:
+                    inserted[recount].update(new)
+                    touched[recount].update(changed)
+                else:
+                    touched[recount].update(merged)
         if "purged_repos" in result.keys() and result["purged_repos"]:
             await _purge(connection, plan, result["purged_repos"], touched)
     # Deltas, except to subjects recounted in full just after (one update per row, not two)

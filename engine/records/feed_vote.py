@@ -43,9 +43,10 @@ _TALLY: Final = Tally(owner="did", value="direction", counters=(
     ("downvote_count", (("down", 1),)),
     ("score", (("up", 1), ("down", -1))),
 ))
-# Set with the counters, from the new score (also when a post or comment row is inserted).
-_HOT_KEY: Final = ("hot_key",
-                   fields.hot_key_sql("c.score::integer", "t.created_at", "t.first_seen_at"))
+# See sql/functions/hot_key.sql; createdAt is capped by when we first saw the record. Set with
+# the counters, also when a post or comment row is inserted (tables.merge_sql).
+_HOT_KEY: Final = ("hot_key", "coves_hot_key(c.score::integer, "
+                              "LEAST(COALESCE(t.created_at, t.first_seen_at), t.first_seen_at))")
 _COUNTERS: Final = ("upvote_count", "downvote_count", "score")
 RECOUNTS: Final = (
     Recount(target="post_stats", target_key="uri", columns=_COUNTERS, source="votes",

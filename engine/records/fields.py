@@ -16,18 +16,11 @@ from ..errors import RejectedEvent, RejectReason
 from ..events import Event
 from ..tables import Column, RowOp, Table
 
-__all__ = ["REV", "blob_cid", "deleted", "hot_key_sql", "integer", "invalid", "live",
-           "record_table", "ref_uri", "self_labels", "stats_table", "strings", "text", "timestamp",
-           "tombstone", "twin_row", "wrong_repo"]
+__all__ = ["REV", "blob_cid", "deleted", "integer", "invalid", "live", "record_table", "ref_uri",
+           "self_labels", "stats_table", "strings", "text", "timestamp", "tombstone", "twin_row",
+           "wrong_repo"]
 
 REV: Final = 'text COLLATE "C"'  # TIDs compare byte-wise
-
-
-def hot_key_sql(score: str, created_at: str, first_seen_at: str) -> str:
-    """SQL of a post's or comment's hot key (sql/functions/hot_key.sql) from its score and
-    times: createdAt capped by when we first saw the record, so a future date cannot pin it."""
-    return (f"coves_hot_key({score}, "
-            f"LEAST(COALESCE({created_at}, {first_seen_at}), {first_seen_at}))")
 
 
 def record_table(name: str, *columns: Column, key: str = "uri", repo: str = "did",
