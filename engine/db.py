@@ -238,7 +238,10 @@ async def open_database(url: str, *, min_size: int = 1, max_size: int = 10,
         if init is not None:
             await init(connection)
 
-    settings = {"application_name": application_name, **(server_settings or {})}
+    # No JIT: every statement here is short, but the planner can cost one far above
+    # jit_above_cost (a merge's insert-time counts: ~470k for a dozen rows) and Postgres then
+    # spends ~20 ms compiling what runs in one. (Builds without LLVM, as pgserver's, ignore it.)
+    settings = {"application_name": application_name, "jit": "off", **(server_settings or {})}
 
     async def create() -> asyncpg.Pool:
         return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,

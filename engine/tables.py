@@ -22,7 +22,9 @@ keys of every changed row, and subjects whose own row changed) — except where 
 Tally, which the writer keeps by deltas instead, and for subject rows the batch inserted (below):
 
   * A Tally counts, per subject, only each owner's newest live source row (votes: one voter, one
-    vote, the newest by rev), weighing one column's value (direction). So a subject's counters
+    vote, the newest by rev), weighing one column's value (direction); `Tally.rows` weighs
+    every live row 1 (a community's posts, its subscribers counted once each, a post's
+    comments, a comment's replies). So a subject's counters
     are a sum over (owner, subject) pairs of the weights of that pair's counted value, and a
     batch changes them by exactly the change of the pairs whose rows it touched.
   * The writer reads the counted value of every pair the staged rows name before the merge
@@ -33,7 +35,8 @@ Tally, which the writer keeps by deltas instead, and for subject rows the batch 
     the rows, not of their physical order.
   * Exact as long as the stored counters were exact when the batch began, and nothing else
     changed the pairs in between: the writer lock (writer.py) serialises writers; subjects a
-    purge touched, and subjects whose own row changed, are recounted in full instead, and
+    purge touched, and subjects whose own row changed where derived columns read it (a
+    post's hot key reads its created_at), are recounted in full instead, and
     subjects whose row the batch inserted were counted by that insert (either way their delta
     is dropped, so each row is written once). A counter corrupted by hand
     stays off by the same amount until `coves reconcile --fix` (which recounts in full) — a
@@ -44,9 +47,10 @@ stored (merge_sql's `counted`). The writer merges sources before targets, so tho
 exact and the new row needs no recount — where a recount used to rewrite each new post and
 comment row, and its feed indexes, right after inserting it.
 
-This makes a vote cost two index probes whatever its subject's history: a full recount read every
-live vote of a hot post in every batch that voted on it. (For subjects with a handful of votes
-the recount was as cheap or cheaper; the delta pays off as votes accumulate.) All SQL text is
+This makes a vote, post, comment or subscription cost a few index probes whatever its subject's
+size: a full recount read every live vote of a hot post, and every post of a big community, in
+every batch that touched it. (For subjects with a handful of rows the recount was as cheap or
+cheaper; the delta pays off as they grow.) All SQL text is
 built here once, from constants; values are always bound parameters or COPY data.
 """
 
@@ -57,12 +61,14 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Column", "Recount", "RowOp", "Table", "Tally", "TallySql", "merge_sql", "purge_sql",
+__all__ = ["ANY_VALUE", "Column", "Recount", "RowOp", "Table", "Tally", "TallySql", "merge_sql", "purge_sql",
            "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql"]
 
 STAGE_PREFIX: Final = "stage_"
 # Tally values are written into SQL text as literals: only plain words.
 _LITERAL: Final = re.compile(r"[A-Za-z0-9_.:-]+")
+# A Tally weight for any counted row, whatever its value: counts live rows (`Tally.rows`).
+ANY_VALUE: Final = "*"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,14 +172,28 @@ class Tally:
     def __post_init__(self) -> None:
         for _counter, weights in self.counters:
             for literal, weight in weights:
-                if not _LITERAL.fullmatch(literal) or type(weight) is not int:
-                    raise ValueError(f"tally weight {literal!r}: {weight!r} is not a plain word and int")
+                if type(weight) is not int or not (
+                        _LITERAL.fullmatch(literal) or (literal == ANY_VALUE and len(weights) == 1)):
+                    raise ValueError(f"tally weight {literal!r}: {weight!r} is not a plain word "
+                                     f"(or {ANY_VALUE!r} alone) and int")
+
+    @classmethod
+    def rows(cls, owner: str, counter: str) -> Tally:
+        """Count the owners with a live row: `owner` is a column fixed per source key (the row's
+        own key counts every live row; a subscriber's DID counts subscribers once each)."""
+        return cls(owner=owner, value=owner, counters=((counter, ((ANY_VALUE, 1),)),))
 
     def weight(self, counter: str, expr: str) -> str:
         """SQL: the weight `counter` gives the value `expr` (0 when NULL or unlisted)."""
         weights = dict(self.counters)[counter]
+        if weights[0][0] == ANY_VALUE:
+            return f"CASE WHEN {expr} IS NULL THEN 0 ELSE {weights[0][1]} END"
         cases = " ".join(f"WHEN '{literal}' THEN {weight}" for literal, weight in weights)
         return f"CASE {expr} {cases} ELSE 0 END"
+
+    def same_rows(self, other: Tally) -> bool:
+        """Whether `other` counts the same rows per pair (its counters may differ)."""
+        return (self.owner, self.value, self.version) == (other.owner, other.value, other.version)
 
     def newest(self, alias: str) -> str:
         """ORDER BY terms that put an owner's counted row first (ties broken by value, so the
@@ -334,7 +354,11 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     if counted:
         if len(table.key) != 1:
             raise ValueError(f"table {table.name}: counters at insert need a single-column key")
-        source += f" CROSS JOIN LATERAL (SELECT t.{table.key[0]} AS key) AS k"
+        # Only a new row is counted. A stored one keeps its counters (the conflict discards
+        # what this computes); its key is NULL here, so its count reads no rows at all —
+        # counting a big community's posts on every profile update would grow with it.
+        source += (f" CROSS JOIN LATERAL (SELECT CASE WHEN t.{key} IN (SELECT {key} FROM prior) "
+                   f"THEN NULL ELSE t.{key} END AS key) AS k")
     for number, recount in enumerate(counted):
         derived = "".join(f", {expr} AS {c}" for c, expr in recount.derived)
         source += (f" CROSS JOIN LATERAL (SELECT c.*{derived} FROM ({recount.query}) AS c) "
@@ -439,7 +463,8 @@ class TallySql(NamedTuple):
 
 
 def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
-    """The delta SQL of the Tally recounts of `source` (they must share one Tally and fk).
+    """The delta SQL of the Tally recounts of `source` (they must share one fk, and Tallies
+    counting the same rows: a comment's replies and a post's comments are both its children).
 
     A pair's counted row can only change if one of the pair's rows is merged, so the pairs are
     (staged owner, subject) for the subjects a merged row had or gets. The subject is immutable
@@ -459,9 +484,16 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     """
     first = recounts[0]
     tally = first.tally
-    if tally is None or any(r.tally != tally or r.source != source.name
-                            or r.source_fk != first.source_fk for r in recounts):
-        raise ValueError(f"tally recounts of {source.name} must share one Tally, source and fk")
+    if tally is None or any(r.tally is None or not r.tally.same_rows(tally)
+                            or r.source != source.name or r.source_fk != first.source_fk
+                            for r in recounts):
+        raise ValueError(f"tally recounts of {source.name} must count the same rows, by one fk")
+    weighing: dict[str, Tally] = {}
+    for recount in recounts:
+        assert recount.tally is not None
+        for counter, weights in recount.tally.counters:
+            if dict(weighing.setdefault(counter, recount.tally).counters)[counter] != weights:
+                raise ValueError(f"tally recounts of {source.name} weigh {counter} differently")
     if not source.tombstones:
         raise ValueError(f"table {source.name}: a Tally counts live rows, it needs tombstones")
     types = {c.name: c.type for c in source.columns}
@@ -483,7 +515,7 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
               f"CROSS JOIN LATERAL (VALUES (s.{fk}), ({stored})) AS k(subject) "
               f"WHERE k.subject IS NOT NULL) AS p {_counted(first, 'p')}")
 
-    sums = [f"sum(({tally.weight(c, 'd.after')}) - ({tally.weight(c, 'd.before')}))"
+    sums = [f"sum(({weighing[c].weight(c, 'd.after')}) - ({weighing[c].weight(c, 'd.before')}))"
             for c in counters]
     measure = (f"WITH pairs AS (DELETE FROM {pairs} RETURNING subject, owner, counted), "
                f"changed AS (SELECT p.subject, p.counted AS before, n.counted AS after "

@@ -2,9 +2,10 @@
 
 Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
 in the batch is inserted with exact counters and needs no recount. Counters (engine/tables.py):
-a Tally recount (votes) is kept by deltas measured around its source's merge and added once
-every table is merged; every other recount, and a Tally's subjects that were purged or whose own
-row changed (their delta is dropped), is recounted in full after all merges.
+a Tally recount (votes, and every count of children) is kept by deltas measured around its
+source's merge and added once every table is merged; any other recount, and a Tally's subjects
+that were purged or whose own row changed a column their derived counters read (the hot key:
+their delta is dropped), is recounted in full after all merges.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
@@ -227,9 +228,9 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
             continue
         for recount in plan.full_by_source[table.name]:
             touched[recount].update(result[f"touched_{recount.source_fk}"])
-        # A subject row changed (new created_at) is recounted in full, Tally or not: its stored
-        # counters may predate votes that arrived before it. One inserted after its sources
-        # merged got exact counters at insert: its delta is dropped like a recounted one's.
+        # A subject row inserted after its sources merged got exact counters at insert: its
+        # delta is dropped. One updated keeps its counters, but columns derived from its own
+        # (the hot key reads created_at) are recomputed: a full recount, Tally or not.
         targets = plan.by_target[table.name]
         if targets:
             merged = result["merged_keys"]
@@ -238,7 +239,8 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
             for recount in targets:
                 if recount in plan.counted_at_insert:
                     inserted[recount].update(new)
-                    touched[recount].update(changed)
+                    if recount.derived:
+                        touched[recount].update(changed)
                 else:
                     touched[recount].update(merged)
         if "purged_repos" in result.keys() and result["purged_repos"]:

@@ -13,7 +13,7 @@ from typing import Final
 
 from .. import syntax
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp
+from ..tables import Column, Recount, RowOp, Tally
 from . import fields
 from .community_post import COLLECTION as POST, URI_MARK as POST_MARK
 
@@ -46,14 +46,15 @@ STATS: Final = fields.stats_table(
     tracked=("parent_uri",),
 )
 TABLES: Final = (TABLE, STATS)
-_CHILDREN: Final = "FROM comment_stats AS c WHERE c.parent_uri = k.key AND c.deleted_at IS NULL"
+# Live direct children, kept by deltas (engine/tables.py, Tally): a comment costs the same
+# under a post with ten comments or ten thousand.
 RECOUNTS: Final = (
     Recount(target="post_stats", target_key="uri", columns=("comment_count",),
             source="comment_stats", source_fk="parent_uri",
-            query=f"SELECT count(*) AS comment_count {_CHILDREN}", key_contains=POST_MARK),
+            tally=Tally.rows("uri", "comment_count"), key_contains=POST_MARK),
     Recount(target="comment_stats", target_key="uri", columns=("reply_count",),
             source="comment_stats", source_fk="parent_uri",
-            query=f"SELECT count(*) AS reply_count {_CHILDREN}", key_contains=URI_MARK),
+            tally=Tally.rows("uri", "reply_count"), key_contains=URI_MARK),
 )
 
 

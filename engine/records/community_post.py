@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp
+from ..tables import Column, Recount, RowOp, Tally
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "STATS", "TABLE", "TABLES", "handle"]
@@ -41,9 +41,7 @@ STATS: Final = fields.stats_table("post_stats", Column("created_at", "timestampt
 TABLES: Final = (TABLE, STATS)
 RECOUNTS: Final = (
     Recount(target="communities", target_key="did", columns=("post_count",),
-            source="post_stats", source_fk="community_did",
-            query="SELECT count(*) AS post_count FROM post_stats AS p "
-                  "WHERE p.community_did = k.key AND p.deleted_at IS NULL"),
+            source="post_stats", source_fk="community_did", tally=Tally.rows("uri", "post_count")),
 )
 
 

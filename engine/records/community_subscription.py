@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..events import DELETE, Event
-from ..tables import Column, Recount, RowOp
+from ..tables import Column, Recount, RowOp, Tally
 from . import fields
 
 __all__ = ["COLLECTION", "RECOUNTS", "TABLE", "TABLES", "handle"]
@@ -29,8 +29,7 @@ TABLES: Final = (TABLE,)
 RECOUNTS: Final = (
     Recount(target="communities", target_key="did", columns=("subscriber_count",),
             source="subscriptions", source_fk="subject",
-            query="SELECT count(DISTINCT s.did) AS subscriber_count FROM subscriptions AS s "
-                  "WHERE s.subject = k.key AND s.deleted_at IS NULL"),
+            tally=Tally.rows("did", "subscriber_count")),
 )
 
 

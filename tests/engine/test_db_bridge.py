@@ -35,3 +35,8 @@ async def test_a_query_on_a_live_database_still_works_after_a_report(db: Databas
     asyncio.get_event_loop().call_exception_handler({"message": "noise"})
     await trio.testing.wait_all_tasks_blocked()
     assert await db.fetchval("SELECT 1") == 1
+
+
+async def test_connections_run_without_jit(db: Database) -> None:
+    # JIT compiled a merge for ~20 ms that runs in one (planner costs above jit_above_cost).
+    assert await db.fetchval("SHOW jit") == "off"

@@ -71,7 +71,7 @@ async def check(db: Database, votes: Votes) -> None:
 
 def test_votes_are_kept_by_deltas_and_recounted_only_where_needed() -> None:
     plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
-    assert set(plan.tally) == {feed_vote.TABLE}
+    assert feed_vote.TABLE in plan.tally
     assert plan.full_by_source["votes"] == ()  # a vote batch recounts no subject in full …
     assert set(plan.by_source["votes"]) == set(feed_vote.RECOUNTS)  # … except purged ones
     # the delta reads pairs by index probes; the full tally (DISTINCT ON) is not in it
