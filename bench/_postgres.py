@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,12 +131,8 @@ def open_server(data_dir: Path = CACHE_DIR) -> Iterator[BenchServer]:
     admin_url = os.environ.get("DATABASE_URL")
     server = None
     if admin_url is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs without XDG_RUNTIME_DIR
-            import pgserver
-        from engine.embedded_pg import url_for
-        (data_dir / "pgdata").mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+        from engine.embedded_pg import start_server, url_for
+        server = start_server(data_dir / "pgdata")  # tuned as `coves run`'s embedded server
         admin_url = url_for(server, "postgres")
     else:
         admin_url = with_database(admin_url, "postgres")
