@@ -162,12 +162,15 @@ class Tally:
         counters: (counter column, ((value, weight), ...)) per counter, in the Recount's
             column order.
         version: orders an owner's rows; the newest counts (ties: the greater value).
+        owner_is_key: the owner is the source's key (each row counts for itself: a post in its
+            community): a pair is one primary-key probe, the recount needs no DISTINCT ON.
     """
 
     owner: str
     value: str
     counters: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
     version: str = "rev"
+    owner_is_key: bool = False
 
     def __post_init__(self) -> None:
         for _counter, weights in self.counters:
@@ -178,10 +181,11 @@ class Tally:
                                      f"(or {ANY_VALUE!r} alone) and int")
 
     @classmethod
-    def rows(cls, owner: str, counter: str) -> Tally:
+    def rows(cls, owner: str, counter: str, *, owner_is_key: bool = False) -> Tally:
         """Count the owners with a live row: `owner` is a column fixed per source key (the row's
         own key counts every live row; a subscriber's DID counts subscribers once each)."""
-        return cls(owner=owner, value=owner, counters=((counter, ((ANY_VALUE, 1),)),))
+        return cls(owner=owner, value=owner, counters=((counter, ((ANY_VALUE, 1),)),),
+                   owner_is_key=owner_is_key)
 
     def weight(self, counter: str, expr: str) -> str:
         """SQL: the weight `counter` gives the value `expr` (0 when NULL or unlisted)."""
@@ -260,6 +264,9 @@ def _tally_query(recount: Recount) -> str:
     assert tally is not None
     sums = ", ".join(f"coalesce(sum({tally.weight(c, 'v.counted')}), 0) AS {c}"
                      for c in recount.columns)
+    if tally.owner_is_key:  # one row per owner
+        return (f"SELECT {sums} FROM (SELECT x.{tally.value} AS counted "
+                f"{_live(recount, 'x', 'k.key')}) AS v")
     return (f"SELECT {sums} FROM (SELECT DISTINCT ON (x.{tally.owner}) x.{tally.value} AS counted "
             f"{_live(recount, 'x', 'k.key')} "
             f"ORDER BY x.{tally.owner}, {tally.newest('x')}) AS v")
@@ -272,6 +279,16 @@ def _counted(recount: Recount, pair: str) -> str:
     expression that uses its result."""
     tally = recount.tally
     assert tally is not None
+    if tally.owner_is_key:
+        # The pair's row by its key alone, checked for life and subject after: the key is the
+        # only condition an index can serve, and LIMIT keeps the join a probe per pair. The
+        # writer plans its statements once per connection, maybe on an empty database, where
+        # Postgres costed (subject, score, uri) or (score, uri) like the key and then walked a
+        # whole community's posts, or every live post, for each pair.
+        return (f"LEFT JOIN LATERAL (SELECT CASE WHEN x.deleted_at IS NULL "
+                f"AND x.{recount.source_fk} = {pair}.subject THEN x.{tally.value} END AS counted "
+                f"FROM {recount.source} AS x WHERE x.{tally.owner} = {pair}.owner "
+                f"LIMIT 1) AS n ON true")
     return (f"LEFT JOIN LATERAL (SELECT x.{tally.value} AS counted "
             f"{_live(recount, 'x', f'{pair}.subject')} AND x.{tally.owner} = {pair}.owner "
             f"ORDER BY {tally.newest('x')} LIMIT 1) AS n ON true")
@@ -496,6 +513,9 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
                 raise ValueError(f"tally recounts of {source.name} weigh {counter} differently")
     if not source.tombstones:
         raise ValueError(f"table {source.name}: a Tally counts live rows, it needs tombstones")
+    if tally.owner_is_key != (source.key == (tally.owner,)):
+        raise ValueError(f"tally of {source.name}: owner_is_key must say whether "
+                         f"{tally.owner} is the key {source.key}")
     types = {c.name: c.type for c in source.columns}
     pairs, deltas = f"{source.stage}_counted", f"{source.stage}_delta"
     fk, owner = first.source_fk, tally.owner

@@ -51,10 +51,10 @@ TABLES: Final = (TABLE, STATS)
 RECOUNTS: Final = (
     Recount(target="post_stats", target_key="uri", columns=("comment_count",),
             source="comment_stats", source_fk="parent_uri",
-            tally=Tally.rows("uri", "comment_count"), key_contains=POST_MARK),
+            tally=Tally.rows("uri", "comment_count", owner_is_key=True), key_contains=POST_MARK),
     Recount(target="comment_stats", target_key="uri", columns=("reply_count",),
             source="comment_stats", source_fk="parent_uri",
-            tally=Tally.rows("uri", "reply_count"), key_contains=URI_MARK),
+            tally=Tally.rows("uri", "reply_count", owner_is_key=True), key_contains=URI_MARK),
 )
 
 

@@ -41,7 +41,8 @@ STATS: Final = fields.stats_table("post_stats", Column("created_at", "timestampt
 TABLES: Final = (TABLE, STATS)
 RECOUNTS: Final = (
     Recount(target="communities", target_key="did", columns=("post_count",),
-            source="post_stats", source_fk="community_did", tally=Tally.rows("uri", "post_count")),
+            source="post_stats", source_fk="community_did",
+            tally=Tally.rows("uri", "post_count", owner_is_key=True)),
 )
 
 

@@ -141,3 +141,18 @@ async def test_corrupted_counters_stay_off_until_reconcile_fix(writer_db: Databa
     assert await reconcile(writer_db) == []
     await ingest(writer_db, [f.post(C, f.tid(3))])
     assert await post_count(writer_db) == 3
+
+
+async def test_pair_probes_use_an_exact_index_even_planned_on_an_empty_database(
+        writer_db: Database) -> None:
+    # The writer prepares its statements once per connection, maybe before any statistics:
+    # a probe that walked a community's posts (or subscribers) per pair grew with the community.
+    plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
+    expected = {"post_stats": "post_stats_pkey", "comment_stats": "comment_stats_pkey",
+                "subscriptions": "subscriptions_subject_pair", "votes": "votes_subject_live"}
+    tallied = {t.name: sql for t, sql in plan.tally.items()}
+    assert tallied.keys() == expected.keys()
+    for name, index in expected.items():
+        for statement in (tallied[name].before, tallied[name].measure):
+            shown = "\n".join(r[0] for r in await writer_db.fetch("EXPLAIN " + statement))
+            assert f"using {index} on {name} x" in shown, shown
