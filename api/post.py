@@ -37,6 +37,9 @@ async def search_posts(call: Call) -> Body:
             "q": params["q"], "since": datetime.now(UTC) - window if window else None,
             "author_did": author["actor_did"], "author_handle": author["actor_handle"],
             "tags": params["tags"], "post_type": params["type"], "scoped": community is not None}
+    # Planned for the words searched: a generic plan cannot know how common they are, and took
+    # 3.9 s (new, top) for a word in 12 % of 1M posts that newest-first finds in 60 ms.
     row, cursor = await fetch_page(call.db, views.SEARCH[sort.name], call.api.cursors,
-                                   f"post.search:{sort.name}", sort, params["cursor"], args)
+                                   f"post.search:{sort.name}", sort, params["cursor"], args,
+                                   custom_plan=True)
     return page_body("posts", row["items"], cursor)

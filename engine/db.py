@@ -157,6 +157,18 @@ class Database:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self.run(lambda c: c.fetchval(sql, *args))
 
+    async def fetchrow_custom_plan(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """`fetchrow`, planned for these values even where the session plans generically (the
+        API's pool): for a statement whose best plan depends on them — a common word is found
+        fastest newest-first, a rare one through its index. Costs a transaction (two round trips)."""
+
+        async def custom(connection: asyncpg.Connection) -> asyncpg.Record | None:
+            await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            row: asyncpg.Record | None = await connection.fetchrow(sql, *args)
+            return row
+
+        return await self.transaction(custom)
+
     async def execute(self, sql: str, *args: Any) -> str:
         return await self.run(lambda c: c.execute(sql, *args))
 

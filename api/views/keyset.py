@@ -164,17 +164,21 @@ class Paged:
 
 
 async def fetch_page(db: Database, paged: Paged, codec: CursorCodec, kind: str, sort: SortKey,
-                     cursor: str | None, args: Mapping[str, Any]) -> tuple[Record, str | None]:
+                     cursor: str | None, args: Mapping[str, Any], *,
+                     custom_plan: bool = False) -> tuple[Record, str | None]:
     """Run one page of a keyset listing: (its result row, the next page's cursor or None).
 
-    The statement must return `more`, `last_k` and `last_tie`.
+    The statement must return `more`, `last_k` and `last_tie`. `custom_plan`: plan it for these
+    values (`Database.fetchrow_custom_plan`), not with the pool's generic plan.
 
     Raises:
         InvalidCursor: the cursor does not belong to this listing.
     """
     position = decode_position(codec, kind, sort, cursor)
     query = paged.query(position)
-    row = await db.fetchrow(query.text, *query.args({**args, **after_args(sort, position)}))
+    values = query.args({**args, **after_args(sort, position)})
+    fetch = db.fetchrow_custom_plan if custom_plan else db.fetchrow
+    row = await fetch(query.text, *values)
     assert row is not None, "listing statements always return one row"
     following = (encode_position(codec, kind, sort, row["last_k"], row["last_tie"])
                  if row["more"] else None)

@@ -118,9 +118,9 @@ SELECT {found} AS found,
        (SELECT uri FROM shown WHERE ord = :limit) AS last_tie""", sort.after())
 
 
-# post.search: websearch syntax ("quoted phrases", -exclusions, or) over title and content.
-# POST_DOCUMENT must stay identical to the posts_document index (sql/0004_api_reads.sql).
-POST_DOCUMENT: Final = "to_tsvector('simple', coalesce(p.title, '') || ' ' || coalesce(p.content, ''))"
+# post.search: websearch syntax ("quoted phrases", -exclusions, or) over title and content,
+# stored with each post (sql/0009: indexed, and ranked without parsing the text again).
+POST_DOCUMENT: Final = "p.search_document"
 _QUERY: Final = "websearch_to_tsquery('simple', :q::text)"
 _SEARCH_FILTERS: Final = f"""
     {POST_DOCUMENT} @@ {_QUERY}

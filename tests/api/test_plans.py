@@ -18,6 +18,15 @@ async def test_api_connections_plan_generically(database_url: str, bridge: None)
         assert await db.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
 
 
+async def test_a_custom_plan_is_made_for_one_statement_only(database_url: str,
+                                                            bridge: None) -> None:
+    # post.search is planned for its words (api/post.py): how common they are decides the plan.
+    async with open_database(database_url, max_size=1, server_settings=API_SERVER_SETTINGS) as db:
+        row = await db.fetchrow_custom_plan("SELECT current_setting('plan_cache_mode') AS mode")
+        assert row is not None and row["mode"] == "force_custom_plan"
+        assert await db.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+
+
 async def test_community_lookup_reads_a_few_pages_under_a_generic_plan(db: Database) -> None:
     # Many communities, the one looked up late in DID order: a plan that walks the primary key in
     # order (what the generic plan of the earlier TARGET did, 3.6 ms at 10k) reads them all.

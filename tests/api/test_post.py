@@ -175,6 +175,24 @@ async def test_search_pages_by_relevance(client: Client, seed: Seed) -> None:
     assert len(seen) == len(set(seen)) == 7
 
 
+async def test_search_follows_edits_and_deletes(client: Client, seed: Seed) -> None:
+    # The searched document is stored with the post (sql/0009): an edit must replace it.
+    community = f.did("c")
+    uri, frame = new_post(community, title="Sourdough starter", content="flour water")
+    await seed([f.profile(community, name="c"), frame])
+
+    async def found(q: str) -> list[str]:
+        _status, body = await get_json(client, SEARCH, q=q)
+        return [item["post"]["uri"] for item in body["posts"]]
+
+    assert await found("sourdough") == [uri]
+    await seed([f.post(community, rkey_of(uri), title="Rye bread", content="flour water",
+                       operation="update")])
+    assert (await found("sourdough"), await found("rye")) == ([], [uri])
+    await seed([f.post(community, rkey_of(uri), operation="delete")])
+    assert (await found("rye"), await found("flour")) == ([], [])
+
+
 @pytest.mark.parametrize("q", ['"unterminated', "a & | ! b", "(((", "-"])
 async def test_search_takes_any_text(client: Client, q: str) -> None:
     status, body = await get_json(client, SEARCH, q=q)
