@@ -310,7 +310,8 @@ def stage_ddl(table: Table) -> str:
             "ON COMMIT DELETE ROWS")
 
 
-def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
+def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
+              touched: Sequence[str] | None = None, keys: bool = True) -> str:
     """The rev-gated upsert of staged rows into the real table (see the module docstring).
 
     A table with its own `merge` SQL gets that instead.
@@ -323,11 +324,13 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
     construction: `WritePlan.counted_at_insert`) and runs it otherwise (a table counting its
     own rows — comment replies — cannot see the rows of the same statement).
 
-    Returns one row: `changed` (rows inserted or updated); for each tracked column an array
-    `touched_<col>` of its distinct old and new values over the changed rows; `merged_keys` (the
-    changed keys, when the key is a single column); `inserted_keys` (those of them that were
-    inserted, with `counted`); and `refused_keys` / `refused_columns`: keys whose newer version
-    tried to change immutable columns, with the columns' names.
+    Returns one row: `changed` (rows inserted or updated); for each tracked column (those in
+    `touched`, when given) an array `touched_<col>` of its distinct old and new values over the
+    changed rows; with `keys`, `merged_keys` (the changed keys, when the key is a single column);
+    `inserted_keys` (those of them that were inserted, with `counted`); and `refused_keys` /
+    `refused_columns`: keys whose newer version tried to change immutable columns, with the
+    columns' names. (The writer asks only for what it reads: every vote's URI and subject, built
+    into arrays and decoded by the driver each batch for nothing, cost both sides.)
     """
     if table.merge is not None:
         return table.merge
@@ -408,14 +411,17 @@ def merge_sql(table: Table, counted: Sequence[Recount] = ()) -> str:
         f"RETURNING {', '.join('t.' + c for c in returning)})")
 
     outputs = ["(SELECT count(*) FROM merged) AS changed"]
-    for col in table.tracked:
+    for col in table.tracked if touched is None else touched:
+        if col not in table.tracked:
+            raise ValueError(f"table {table.name}: {col} is not tracked")
         outputs.append(
             f"ARRAY(SELECT {col} FROM merged WHERE {col} IS NOT NULL "
             f"UNION SELECT p.{col} FROM prior AS p JOIN merged USING ({key}) "
             f"WHERE p.{col} IS NOT NULL) AS touched_{col}")
     if len(table.key) == 1:
-        outputs.append(f"ARRAY(SELECT {table.key[0]} FROM merged) AS merged_keys")
-        if counted:  # rows new to the table, whose counters the insert computed
+        if keys:
+            outputs.append(f"ARRAY(SELECT {table.key[0]} FROM merged) AS merged_keys")
+        if keys and counted:  # rows new to the table, whose counters the insert computed
             outputs.append(f"ARRAY(SELECT {key} FROM merged WHERE {key} NOT IN "
                            f"(SELECT {key} FROM prior)) AS inserted_keys")
         if immutable:

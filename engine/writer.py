@@ -134,8 +134,6 @@ class WritePlan:
         set_(self, "counted_at_insert", frozenset(
             r for r in self.recounts if r.source in position and r.target in generated
             and position[r.source] < position[r.target]))
-        # An inserted row gets its counters from what is stored (sources merge first).
-        set_(self, "merge", {t: merge_sql(t, self.by_target[t.name]) for t in self.tables})
         set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
         set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
         # Tally recounts follow their source's merges by deltas; the rest recount what it touched.
@@ -145,6 +143,13 @@ class WritePlan:
         set_(self, "tally", {t: tally_sql(t, tallies) for t, tallies in self.tallied.items()})
         set_(self, "full_by_source", {
             t.name: tuple(r for r in self.by_source[t.name] if r.tally is None) for t in self.tables})
+        # An inserted row gets its counters from what is stored (sources merge first). A merge
+        # reports the subjects its rows touched only for full recounts, and its keys only to a
+        # recount's target (_apply_rows reads nothing else).
+        set_(self, "merge", {t: merge_sql(
+            t, self.by_target[t.name],
+            touched=list(dict.fromkeys(r.source_fk for r in self.full_by_source[t.name])),
+            keys=bool(self.by_target[t.name])) for t in self.tables})
 
     def staging_ddl(self) -> list[str]:
         return ([stage_ddl(t) for t in self.tables] + [d for s in self.tally.values() for d in s.ddl]

@@ -210,3 +210,15 @@ def test_recounts_that_form_a_cycle_are_refused() -> None:
              Recount("b", "k", ("n",), "a", "n", query="SELECT 0 AS n"))
     with pytest.raises(ValueError, match="cycle"):
         merge_order((a, b), cycle)
+
+
+def test_merges_report_only_what_the_writer_reads() -> None:
+    # Every counter is a Tally now: no merge's touched subjects are read, and keys only where the
+    # table holds counters. A vote merge returned ~3,000 URIs twice per batch for nothing.
+    plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
+    by_name = {t.name: sql for t, sql in plan.merge.items()}
+    assert not any("touched_" in sql for sql in by_name.values())
+    for name in ("votes", "comment_records", "post_records", "subscriptions"):
+        assert "merged_keys" not in by_name[name] and "refused_keys" in by_name[name]
+    for name in ("post_stats", "comment_stats", "communities"):
+        assert "merged_keys" in by_name[name] and "inserted_keys" in by_name[name]
