@@ -61,8 +61,10 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
-__all__ = ["ANY_VALUE", "Column", "Recount", "RowOp", "Table", "Tally", "TallySql", "merge_sql", "purge_sql",
-           "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql"]
+__all__ = [
+    "ANY_VALUE", "Column", "Recount", "RowOp", "Table", "Tally", "TallySql",
+    "merge_sql", "purge_sql", "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql",
+]
 
 STAGE_PREFIX: Final = "stage_"
 # Tally values are written into SQL text as literals: only plain words.

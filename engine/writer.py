@@ -3,9 +3,9 @@
 Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
 in the batch is inserted with exact counters and needs no recount. Counters (engine/tables.py):
 a Tally recount (votes, and every count of children) is kept by deltas measured around its
-source's merge and added once every table is merged; any other recount, and a Tally's subjects
-that were purged or whose own row changed a column their derived counters read (the hot key:
-their delta is dropped), is recounted in full after all merges.
+source's merge and added once every table is merged. Recounted in full after all merges
+instead: any other recount, and a Tally's subjects that were purged or whose own row changed in
+a column a derived counter reads (the hot key reads created_at); their deltas are dropped.
 
 Everything a batch changes commits together with its cursor, so a crash at any point leaves
 either the whole batch or none of it, and a restart from the stored cursor replays at most what
