@@ -9,9 +9,11 @@ operator changed there with ALTER SYSTEM stays theirs.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +38,10 @@ SHARED_BUFFERS_MAX_MIB: Final = 2048  # … up to this
 SHARED_BUFFERS_MIN_MIB: Final = 128  # Postgres's default
 FIXED_SETTINGS: Final = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
 _MARK: Final = "coves-setting:"
+# Crash recovery replays up to max_wal_size of WAL (measured: 2.5 GB in 15 s here); a slow disk
+# takes minutes. Past this, starting fails with the log's path.
+START_TIMEOUT_S: Final = 600.0
+START_POLL_S: Final = 0.2
 
 
 def tuned_settings(memory_bytes: int) -> dict[str, str]:
@@ -80,12 +86,66 @@ def start_server(pgdata: Path) -> Any:
         import pgserver
 
         pgdata.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = _get_server(pgserver, pgdata)
         if _tune(server):
             LOGGER.info("embedded postgres restarts to apply its settings")
             server.cleanup()  # stops it unless another process still uses it
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            server = _get_server(pgserver, pgdata)
     return server
+
+
+def _get_server(pgserver: Any, pgdata: Path) -> Any:
+    """pgserver's handle on a running server, waiting out a long start.
+
+    pgserver gives `pg_ctl start` 10 s. After an unclean stop (a killed container, a power
+    cut) Postgres first replays the WAL written since its last checkpoint — up to max_wal_size,
+    tens of seconds here — and pgserver gives up although the server goes on starting. We
+    wait for it, and fail at once, naming the log, if it exits instead.
+    """
+    pgdata = pgdata.resolve()
+    _wait_until_ready(pgdata)  # one still starting from an earlier run: pgserver asserts "ready"
+    try:
+        return pgserver.get_server(pgdata, cleanup_mode="stop")
+    except subprocess.TimeoutExpired:
+        # pgserver registered the half-made handle before starting; drop it, or the retry gets it.
+        stale = pgserver.PostgresServer._instances.pop(pgdata, None)
+        if stale is not None:
+            atexit.unregister(stale._cleanup)
+        LOGGER.warning("embedded postgres is still starting (recovering after an unclean stop?); "
+                       "waiting for it", extra={"log": str(pgdata / "log")})
+        if not _wait_until_ready(pgdata):
+            raise RuntimeError(f"embedded postgres exited while starting; see {pgdata / 'log'}")
+        return pgserver.get_server(pgdata, cleanup_mode="stop")
+
+
+def _postmaster_status(pgdata: Path) -> str | None:
+    """The status line of a live postmaster's postmaster.pid ('starting', 'ready', …), or None
+    if no postmaster runs for `pgdata`."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        os.kill(int(lines[0]), 0)
+    except (OSError, ValueError, IndexError):  # no file, no such process, a file half written
+        return None
+    return lines[7].strip() if len(lines) > 7 else "starting"
+
+
+def _wait_until_ready(pgdata: Path) -> bool:
+    """Wait while a postmaster of `pgdata` is starting; return whether one is ready (False:
+    none runs, or it exited while we waited).
+
+    Raises:
+        RuntimeError: it was still starting after START_TIMEOUT_S.
+    """
+    timeout_s = START_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
+    status = _postmaster_status(pgdata)
+    while status is not None and status != "ready":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"embedded postgres not ready after {timeout_s:.0f} s "
+                               f"(status {status!r}); see {pgdata / 'log'}")
+        time.sleep(START_POLL_S)
+        status = _postmaster_status(pgdata)
+    return status == "ready"
 
 
 def _start(pgdata: Path) -> Any:
