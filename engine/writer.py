@@ -42,6 +42,7 @@ from .breaker import Breaker
 from .db import Database
 from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
 from .events import Event
+from .table_stats import GrowthAnalyzer, analyze, table_state
 from .tables import (Recount, RowOp, Table, TallySql, merge_sql, purge_sql, recount_sql,
                      stage_ddl, tally_sql)
 
@@ -413,6 +414,7 @@ class Writer:
         self._label = label
         self._on_commit = on_commit
         self.committed_cursor: int | None = None
+        self._growth = GrowthAnalyzer(table.name for table in plan.tables)
 
     async def run(self, receive: trio.MemoryReceiveChannel[Batch], *,
                   on_idle: Callable[[], None] | None = None) -> None:
@@ -445,6 +447,8 @@ class Writer:
         Returns:
             How many of its events were refused while merging (stored as rejects).
         """
+        if self._growth.estimates is None:
+            await self._read_table_sizes()
         attempt = 0
         split = False
         while True:
@@ -473,7 +477,33 @@ class Writer:
                 split = True
         self._breaker.record_success()
         self._committed(batch, late, time.perf_counter() - started)
+        await self._refresh_statistics(batch)
         return len(late)
+
+    async def _refresh_statistics(self, batch: Batch) -> None:
+        """ANALYZE the tables that doubled since their last analysis (engine/table_stats.py).
+        Only the plans' quality depends on it: a failure is logged, never raised."""
+        growth = self._growth
+        if growth.estimates is None:
+            return  # sizes unknown: the write path could not read them (logged)
+        growth.count({table.name: len(rows) for table, rows in batch.rows.items()})
+        due = growth.due()
+        if not due:
+            return
+        try:
+            estimates = await self._db.run(analyze, due)
+        except (DatabaseError, DatabaseUnavailable) as exc:
+            LOGGER.warning("could not refresh planner statistics", extra={"error": str(exc)})
+            return
+        growth.analyzed(estimates)
+        LOGGER.info("analyzed growing tables", extra={"rows": estimates})
+
+    async def _read_table_sizes(self) -> None:
+        """Before the first write: the tables' sizes and changes since their last analysis."""
+        try:
+            self._growth.started(*await self._db.run(table_state, self._growth.tables))
+        except (DatabaseError, DatabaseUnavailable) as exc:
+            LOGGER.warning("could not read table sizes", extra={"error": str(exc)})
 
     def _committed(self, batch: Batch, late: list[tuple[Event, RejectedEvent]],
                    seconds: float) -> None:

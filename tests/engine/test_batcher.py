@@ -17,6 +17,7 @@ from engine.breaker import Breaker
 from engine.decode import decode_jetstream
 from engine.errors import RejectedEvent, RejectReason
 from engine.records.community_profile import TABLE
+from engine.table_stats import table_state
 from engine.tables import RowOp
 from engine.writer import WritePlan, Writer
 from tests import factories as f
@@ -75,7 +76,10 @@ class GatedDatabase:
         self._gate = trio.Event()
         self.writing = trio.Event()  # set when a transaction starts
 
-    async def run(self, fn: Any, plan: WritePlan, batch: Batch) -> list[Any]:
+    async def run(self, fn: Any, *args: Any) -> Any:
+        if fn is table_state:  # the writer reads the tables' sizes first: none here
+            return {}, {}
+        plan, batch = args
         self.started.append(batch)
         self.writing.set()
         await self._gate.wait()

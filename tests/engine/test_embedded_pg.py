@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +155,10 @@ def test_a_server_not_ready_in_time_fails_naming_its_log(
     release = _set_to_recover(pgdata)
     _pg_ctl(pgdata, "-W", "-l", str(pgdata / "log"), "start")  # -W: returns while it recovers
     try:
+        deadline = time.monotonic() + 60
+        while embedded_pg._postmaster_status(pgdata) is None:  # until its postmaster.pid is there
+            assert time.monotonic() < deadline, "the postmaster never wrote postmaster.pid"
+            time.sleep(0.01)
         monkeypatch.setattr(embedded_pg, "START_TIMEOUT_S", 1.0)
         not_ready = r"not ready after 1 s \(status 'starting'\); see .*log"
         with pytest.raises(RuntimeError, match=not_ready):

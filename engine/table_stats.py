@@ -1,0 +1,89 @@
+"""Planner statistics kept fresh while the tables are young.
+
+The writer prepares its statements once per connection, and Postgres keeps each plan until the
+statistics of a table it reads change. A plan made while a table held a few hundred rows joins
+it by reading it whole (the cheapest way then) and goes on doing so as the table grows: on a
+fresh database at 5,000 ev/s every merge read its table whole each batch, and commit lag grew
+from 0.17 s to 1.1 s within a minute. Autovacuum analyzes a table at most once a minute and only
+after it grew 10 %; while tables double within seconds that comes too late.
+
+So the writer ANALYZEs a table each time it has written as many rows to it as the table held at
+its last analysis (at least MIN_ROWS): about log2(rows) times while a database fills, and in
+practice never once its tables are large (autovacuum's 10 % keeps those current). ANALYZE
+invalidates the cached plans that read the table, in every session.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import asyncpg
+
+__all__ = ["MIN_ROWS", "GrowthAnalyzer", "analyze", "table_state"]
+
+LOGGER = logging.getLogger(__name__)
+MIN_ROWS: Final = 1000
+_NAME: Final = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+class GrowthAnalyzer:
+    """Counts the rows written per table and says which tables are due for ANALYZE."""
+
+    def __init__(self, tables: Iterable[str], *, min_rows: int = MIN_ROWS) -> None:
+        self.tables = tuple(tables)
+        self._min_rows = min_rows
+        self._written = dict.fromkeys(self.tables, 0)
+        self.estimates: dict[str, float] | None = None  # rows at the last analysis; None: unread
+
+    def count(self, rows: Mapping[str, int]) -> None:
+        """Add rows written (staged: an update or a duplicate counts too, which only brings an
+        analysis forward)."""
+        for name, n in rows.items():
+            if name in self._written:
+                self._written[name] += n
+
+    def due(self) -> list[str]:
+        """Tables that got at least as many rows written as they held when last analyzed."""
+        if self.estimates is None:
+            return []
+        return [name for name, written in self._written.items()
+                if written >= max(self._min_rows, self.estimates.get(name, 0.0))]
+
+    def analyzed(self, estimates: Mapping[str, float]) -> None:
+        """Record the row estimates read after an ANALYZE and restart those tables' counts."""
+        self.estimates = {**(self.estimates or {}), **estimates}
+        for name in estimates:
+            self._written[name] = 0
+
+    def started(self, estimates: Mapping[str, float], modified: Mapping[str, int]) -> None:
+        """Begin from what Postgres knows: each table's rows at its last analysis and the rows
+        changed since (so a restart does not put an analysis off)."""
+        self.analyzed(estimates)
+        self.count(modified)
+
+
+async def table_state(connection: asyncpg.Connection,
+                      tables: Iterable[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """Per table: pg_class's row estimate (0 if never analyzed) and the rows changed since the
+    last analysis (pg_stat_user_tables)."""
+    rows = await connection.fetch(
+        "SELECT c.relname, greatest(c.reltuples, 0) AS rows,"
+        " coalesce(pg_stat_get_mod_since_analyze(c.oid), 0) AS modified FROM pg_class AS c"
+        " WHERE c.oid = ANY(ARRAY(SELECT to_regclass(n) FROM unnest($1::text[]) AS n))",
+        list(tables))
+    return ({row["relname"]: float(row["rows"]) for row in rows},
+            {row["relname"]: int(row["modified"]) for row in rows})
+
+
+async def analyze(connection: asyncpg.Connection, tables: list[str]) -> dict[str, float]:
+    """ANALYZE `tables` (skipping one autovacuum holds: it is refreshing that one anyway) and
+    return their new row estimates."""
+    for name in tables:
+        if not _NAME.fullmatch(name):  # the names go into the SQL text
+            raise ValueError(f"not a plain table name: {name!r}")
+    await connection.execute("ANALYZE (SKIP_LOCKED) " + ", ".join(tables))
+    estimates, _ = await table_state(connection, tables)
+    return estimates
