@@ -16,7 +16,6 @@ session.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -25,7 +24,6 @@ import asyncpg
 
 __all__ = ["MIN_ROWS", "GrowthAnalyzer", "analyze", "table_state"]
 
-LOGGER = logging.getLogger(__name__)
 MIN_ROWS: Final = 1000
 _NAME: Final = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -33,8 +31,9 @@ _NAME: Final = re.compile(r"[a-z_][a-z0-9_]*")
 class GrowthAnalyzer:
     """Counts the rows written per table and says which tables are due for ANALYZE."""
 
-    def __init__(self, tables: Iterable[str], *, min_rows: int = MIN_ROWS) -> None:
-        self.tables = tuple(tables)
+    def __init__(self, keys: Mapping[str, Sequence[str]], *, min_rows: int = MIN_ROWS) -> None:
+        self._keys = dict(keys)  # table → its key columns, the ones ANALYZE reads
+        self.tables = tuple(keys)
         self._min_rows = min_rows
         self._written = dict.fromkeys(self.tables, 0)
         self.estimates: dict[str, float] | None = None  # rows at the last analysis; None: unread
@@ -46,12 +45,13 @@ class GrowthAnalyzer:
             if name in self._written:
                 self._written[name] += n
 
-    def due(self) -> list[str]:
-        """Tables that got at least as many rows written as they held when last analyzed."""
+    def due(self) -> dict[str, Sequence[str]]:
+        """Tables that got at least as many rows written as they held when last analyzed, with
+        their key columns (what `analyze` takes)."""
         if self.estimates is None:
-            return []
-        return [name for name, written in self._written.items()
-                if written >= max(self._min_rows, self.estimates.get(name, 0.0))]
+            return {}
+        return {name: self._keys[name] for name, written in self._written.items()
+                if written >= max(self._min_rows, self.estimates.get(name, 0.0))}
 
     def analyzed(self, estimates: Mapping[str, float]) -> None:
         """Record the row estimates read after an ANALYZE and restart those tables' counts."""

@@ -414,8 +414,7 @@ class Writer:
         self._label = label
         self._on_commit = on_commit
         self.committed_cursor: int | None = None
-        self._growth = GrowthAnalyzer(table.name for table in plan.tables)
-        self._keys = {table.name: table.key for table in plan.tables}
+        self._growth = GrowthAnalyzer({table.name: table.key for table in plan.tables})
 
     async def run(self, receive: trio.MemoryReceiveChannel[Batch], *,
                   on_idle: Callable[[], None] | None = None) -> None:
@@ -492,7 +491,7 @@ class Writer:
         if not due:
             return
         try:
-            estimates = await self._db.run(analyze, {name: self._keys[name] for name in due})
+            estimates = await self._db.run(analyze, due)
         except (DatabaseError, DatabaseUnavailable) as exc:
             LOGGER.warning("could not refresh planner statistics", extra={"error": str(exc)})
             return

@@ -12,20 +12,20 @@ from tests.helpers import MemorySource
 
 
 def test_a_table_is_due_once_it_got_as_many_rows_as_it_held() -> None:
-    growth = GrowthAnalyzer(["votes", "posts"], min_rows=100)
+    growth = GrowthAnalyzer({"votes": ("uri",), "posts": ("uri",)}, min_rows=100)
     growth.count({"votes": 10_000})
-    assert growth.due() == []  # nothing is due before the table sizes are known
+    assert growth.due() == {}  # nothing is due before the table sizes are known
     growth.started({"votes": 0.0, "posts": 5000.0}, {"votes": 90, "posts": 0})
     growth.count({"votes": 9, "posts": 4999, "not_ours": 10**6})
-    assert growth.due() == []  # 99 < 100 (the floor), 4,999 < 5,000 held
+    assert growth.due() == {}  # 99 < 100 (the floor), 4,999 < 5,000 held
     growth.count({"votes": 1, "posts": 1})
-    assert growth.due() == ["votes", "posts"]
+    assert growth.due() == {"votes": ("uri",), "posts": ("uri",)}
     growth.analyzed({"votes": 100.0})
-    assert growth.due() == ["posts"]  # still waiting for its analysis
+    assert growth.due() == {"posts": ("uri",)}  # still waiting for its analysis
     growth.count({"votes": 99})
-    assert growth.due() == ["posts"]
+    assert growth.due() == {"posts": ("uri",)}
     growth.count({"votes": 1})
-    assert growth.due() == ["votes", "posts"]
+    assert growth.due() == {"votes": ("uri",), "posts": ("uri",)}
 
 
 async def _reltuples(db: Database, table: str) -> float:
