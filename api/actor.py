@@ -17,7 +17,8 @@ queries = Queries()
 
 
 # Coves' server routes this lower-cased; its clients call that spelling.
-@queries.query("social.coves.actor.getProfile", aliases=("social.coves.actor.getprofile",))
+@queries.query("social.coves.actor.getProfile", aliases=("social.coves.actor.getprofile",),
+               shared=True)
 async def get_profile(call: Call) -> Body:
     """profileViewDetailed with post, comment and subscription counts."""
     args = {**call.view_args(), **views.actor_args(call.params["actor"])}
@@ -27,7 +28,7 @@ async def get_profile(call: Call) -> Body:
     return RawJson(view.encode())
 
 
-@queries.query("social.coves.actor.getPosts", formats={"community": COMMUNITY_REF})
+@queries.query("social.coves.actor.getPosts", formats={"community": COMMUNITY_REF}, shared=True)
 async def get_actor_posts(call: Call) -> Body:
     """An author's posts, newest first; `filter=posts_with_media` keeps image and video posts."""
     params = call.params

@@ -37,6 +37,7 @@ from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
                      XrpcError, error_response)
 from .limits import CLOSE, refuse_oversized_request
 from .ratelimit import RateLimiter
+from .shared_answers import SharedAnswers
 from .writes import Writes
 from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
 
@@ -70,11 +71,14 @@ def build_router(config: Config, lexicons: Lexicons | None = None) -> XrpcRouter
 
 
 def create_app(config: Config, db: Database, resolver: DidResolver, *,
-               limiter: RateLimiter | None = None, writes: Writes | None = None) -> QuartTrio:
+               limiter: RateLimiter | None = None, writes: Writes | None = None,
+               shared: SharedAnswers | None = None) -> QuartTrio:
     """The API over `db`, verifying callers' tokens with DID documents from `resolver`.
 
     Args:
         limiter: the rate-limit state (tests pass one with a fake clock).
+        shared: the anonymous answers kept (tests pass one with a fake clock); default:
+            kept for ANONYMOUS_CACHE_TTL_S.
         writes: the write path (api/writes.py open_writes); without it the write procedures
             answer 404 MethodNotImplemented.
     """
@@ -85,7 +89,8 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
         config=config, db=db, cursors=CursorCodec(config.cursor_secret),
         verifier=ServiceAuthVerifier(resolver, audience=config.service_did,
                                      skip_verify=config.auth_skip_verify),
-        limiter=limiter or RateLimiter(), writes=writes)
+        limiter=limiter or RateLimiter(),
+        shared=shared or SharedAnswers(config.anonymous_cache_ttl_s), writes=writes)
     router = build_router(config, lexicons)
 
     app.register_blueprint(router.blueprint(api))

@@ -18,7 +18,8 @@ COMMENTS_BUCKET = "comments"  # its own rate limit: RATE_LIMIT_COMMENTS_PER_MINU
 queries = Queries()
 
 
-@queries.query("social.coves.community.comment.getComments", bucket=COMMENTS_BUCKET)
+@queries.query("social.coves.community.comment.getComments", bucket=COMMENTS_BUCKET,
+               shared=True)
 async def get_comments(call: Call) -> Body:
     """The post's view and a page of its top-level comments with their replies."""
     params = call.params

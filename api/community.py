@@ -16,7 +16,7 @@ queries = Queries()
 _COMMUNITY_REF: Final = {"community": COMMUNITY_REF}
 
 
-@queries.query("social.coves.community.get", formats=_COMMUNITY_REF)
+@queries.query("social.coves.community.get", formats=_COMMUNITY_REF, shared=True)
 async def get_community(call: Call) -> Body:
     """communityViewDetailed of a community named by DID, handle or !name@domain."""
     args = {**call.view_args(), **views.community_ref_args(call.params["community"])}
@@ -26,7 +26,7 @@ async def get_community(call: Call) -> Body:
     return RawJson(view.encode())
 
 
-@queries.query("social.coves.community.list")
+@queries.query("social.coves.community.list", shared=True)
 async def list_communities(call: Call) -> Body:
     """Communities the caller may discover, by popular | active | new | alphabetical."""
     params = call.params

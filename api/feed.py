@@ -31,7 +31,7 @@ async def _feed(call: Call, scope: str, **extra: Any) -> Body:
 
 # Coves' server routes this as social.coves.communityFeed.getCommunity; its clients call that.
 @queries.query("social.coves.feed.getCommunity", aliases=("social.coves.communityFeed.getCommunity",),
-               formats={"community": COMMUNITY_REF})
+               formats={"community": COMMUNITY_REF}, shared=True)
 async def get_community_feed(call: Call) -> Body:
     """Posts of one community."""
     return await _feed(call, "community", **community_ref_args(call.params["community"]))
@@ -43,13 +43,13 @@ async def get_timeline(call: Call) -> Body:
     return await _feed(call, "timeline")
 
 
-@queries.query("social.coves.feed.getDiscover")
+@queries.query("social.coves.feed.getDiscover", shared=True)
 async def get_discover(call: Call) -> Body:
     """Posts of every public community."""
     return await _feed(call, "discover")
 
 
-@queries.query("social.coves.feed.getAll")
+@queries.query("social.coves.feed.getAll", shared=True)
 async def get_all(call: Call) -> Body:
     """Posts of every public community, optionally of some post types only."""
     wanted = set(call.params["postTypes"] or ())

@@ -17,7 +17,7 @@ __all__ = ["queries"]
 queries = Queries()
 
 
-@queries.query("social.coves.community.post.get")
+@queries.query("social.coves.community.post.get", shared=True)
 async def get_posts(call: Call) -> Body:
     """One entry per requested URI, in order: postView, tombstone, notFound or blocked."""
     args = {**call.view_args(), "uris": call.params["uris"]}

@@ -11,7 +11,8 @@ Each NSID group module (community.py, feed.py, …) owns a `Queries` and declare
 rules come from the lexicon's `params` def, never from hand-written checks — and serves
 `/xrpc/<nsid>`. Per request it: applies the client's rate limits, finds the method (unknown:
 404 MethodNotImplemented; wrong HTTP method: 405), parses parameters (400 on bad input),
-resolves the caller (auth none | optional | required), runs the handler and renders its body.
+resolves the caller (auth none | optional | required), runs the handler and renders its body
+(a `shared` query's anonymous answer may come from api/shared_answers.py instead).
 A handler parses nothing itself: it calls one view function and returns what it gives.
 
 Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their token is
@@ -41,6 +42,7 @@ from .errors import (AuthenticationRequired, InvalidRequest, MethodNotAllowed, M
 from .metrics import RATE_LIMITED, set_route
 from .params import Format, ParamSpec
 from .ratelimit import Decision, RateLimiter, client_address
+from .shared_answers import SharedAnswers
 
 __all__ = ["JSON_INPUT_MAX_BYTES", "OVERALL_BUCKET", "ApiContext", "AuthMode", "Body", "Call",
            "InputKind", "Queries", "RawJson", "XrpcRouter", "rate_limit_headers"]
@@ -73,6 +75,7 @@ class ApiContext:
     cursors: CursorCodec
     verifier: ServiceAuthVerifier
     limiter: RateLimiter
+    shared: SharedAnswers  # anonymous answers of `shared` methods
     writes: Any = None  # api/writes.py Writes: the write path's services (None: reads only)
 
 
@@ -113,6 +116,7 @@ class QueryDef:
     bucket: str | None  # an extra, method-specific rate-limit bucket
     kind: str = "query"  # or "procedure"
     input: InputKind = "none"
+    shared: bool = False  # anonymous answers may be shared (api/shared_answers.py)
 
 
 class Queries:
@@ -123,7 +127,7 @@ class Queries:
 
     def query(self, nsid: str, *, auth: AuthMode = "optional", aliases: Iterable[str] = (),
               formats: Mapping[str, Format] | None = None,
-              bucket: str | None = None) -> Callable[[Handler], Handler]:
+              bucket: str | None = None, shared: bool = False) -> Callable[[Handler], Handler]:
         """Declare `nsid` (and its `aliases`, e.g. Coves' drifted routes) as a GET query.
 
         Args:
@@ -131,11 +135,13 @@ class Queries:
             formats: parameter format overrides (e.g. community references that may be
                 `!name@domain`, which the lexicon's at-identifier does not cover).
             bucket: name of a method-specific rate limit (see `XrpcRouter` limits).
+            shared: an anonymous answer depends on the parameters alone, so callers without a
+                token may share it for ANONYMOUS_CACHE_TTL_S (api/shared_answers.py).
         """
 
         def register(handler: Handler) -> Handler:
             self.defs.append(QueryDef(nsid, handler, auth, tuple(aliases), dict(formats or {}),
-                                      bucket))
+                                      bucket, shared=shared))
             return handler
 
         return register
@@ -166,6 +172,7 @@ class Method:
     kind: str = "query"
     input: InputKind = "none"
     check_input: Callable[[object], None] | None = None
+    shared: bool = False
 
 
 class XrpcRouter:
@@ -195,7 +202,7 @@ class XrpcRouter:
                 check = lexicons.input_check(item.nsid) if item.input == "json" else None
                 method = Method(item.nsid, item.handler, item.auth,
                                 ParamSpec.from_lexicon(defn, item.formats), item.bucket,
-                                item.kind, item.input, check)
+                                item.kind, item.input, check, item.shared)
                 self.primary[item.nsid] = method
                 for name in (item.nsid, *item.aliases):
                     if name in self.methods:
@@ -229,9 +236,13 @@ class XrpcRouter:
         params = method.params.parse(request.args)
         viewer = await _viewer(api.verifier, method, nsid)
         data = await _read_input(method)
-        body = await method.handler(Call(method.nsid, params, viewer, api, data,
-                                         request.headers.get("Content-Type")))
-        payload = body if isinstance(body, RawJson) else orjson.dumps(body)
+        call = Call(method.nsid, params, viewer, api, data, request.headers.get("Content-Type"))
+        if method.shared and viewer is None:
+            # ParamSpec.parse lists every declared parameter in one order: equal calls, equal keys.
+            key = method.nsid.encode() + b"?" + orjson.dumps(params)
+            payload = await api.shared.answer(key, lambda: _render(method.handler, call))
+        else:
+            payload = await _render(method.handler, call)
         return Response(payload, content_type="application/json")
 
     def _limit(self, limiter: RateLimiter, bucket: str, client: str) -> None:
@@ -244,6 +255,11 @@ class XrpcRouter:
             RATE_LIMITED.labels(bucket).inc()
             raise RateLimitExceeded(f"Rate limit exceeded: {decision.limit} requests per minute",
                                     headers=decision.headers())
+
+
+async def _render(handler: Handler, call: Call) -> bytes:
+    body = await handler(call)
+    return body if isinstance(body, RawJson) else orjson.dumps(body)
 
 
 async def _viewer(verifier: ServiceAuthVerifier, method: Method, called: str) -> str | None:

@@ -325,6 +325,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("RATE_LIMIT_COMMENTS_PER_MINUTE", "rate_limit_comments_per_minute",
             _int_range(1, 1_000_000), "20", "requests per minute, 1..1000000",
             "getComments requests one client may make per minute (on top of the overall limit)."),
+    Setting("ANONYMOUS_CACHE_TTL_S", "anonymous_cache_ttl_s", _float_range(0, 60), "1",
+            "seconds, 0..60", "Logged-out readers asking the same feed, thread, post, community "
+            "or profile within this time share one answer (0: every request is read afresh)."),
     Setting("HEALTH_MAX_LAG_S", "health_max_lag_s", _float_range(1, 86_400), "300",
             "seconds, 1..86400", "/xrpc/_health answers 503 when ingestion lags more than this."),
     # ---- write path (api/: community.create, post.create, blob upload) ----
@@ -395,6 +398,7 @@ class Config:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
     rate_limit_per_minute: int = 100
     rate_limit_comments_per_minute: int = 20
+    anonymous_cache_ttl_s: float = 1.0
     health_max_lag_s: float = 300.0
     encryption_key: str | None = None
     community_creators: frozenset[str] | None = None

@@ -30,6 +30,8 @@ API_ENV = {
     "PDS_URL": "https://pds.test",
     "CURSOR_SECRET": "test-cursor-secret-0123456789",
     "SKIP_DID_WEB_VERIFICATION": "true",
+    # Tests read right after they seed; tests/api/test_shared_answers.py turns sharing on.
+    "ANONYMOUS_CACHE_TTL_S": "0",
 }
 
 

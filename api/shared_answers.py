@@ -1,0 +1,82 @@
+"""Anonymous answers of public reads, shared for a moment (ANONYMOUS_CACHE_TTL_S).
+
+A logged-out reader's feed page depends on its parameters alone, and logged-out readers arrive
+in crowds: a community linked from elsewhere brings hundreds asking for the same first page.
+Each would run the same statement. Instead the first one runs it and, for the next TTL seconds,
+everyone asking the same method with the same parameters and no token gets the same bytes.
+
+* Only methods declared `shared=True` (api/xrpc.py), only callers without a token: an answer
+  for a viewer carries their votes and honours their blocks, and is never shared.
+* Single flight: requests that miss while the first one is still running wait for its answer
+  instead of running the statement again. If it fails (or is cancelled), each runs its own.
+* Errors are never kept. An answer is at most TTL old: a vote, a new post or a takedown reaches
+  logged-out readers at most that much later. Cursors inside a kept page stay valid: they carry
+  the snapshot the page was read at (api/views/snapshot.py), whoever follows them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+from cachetools import TTLCache
+from prometheus_client import Counter
+
+__all__ = ["SHARED_ANSWERS", "SharedAnswers"]
+
+DEFAULT_SIZE: Final = 1024  # answers kept at most (a feed page is ~15 kB: ~16 MB)
+
+SHARED_ANSWERS: Final = Counter(
+    "coves_api_shared_answers_total",
+    "Anonymous reads of shareable methods: hit (a kept answer), joined (waited for the same "
+    "request in flight) or miss (ran the statement).", ["result"])
+_HIT, _JOINED, _MISS = (SHARED_ANSWERS.labels(result) for result in ("hit", "joined", "miss"))
+
+
+class SharedAnswers:
+    """Answer bytes by key for `ttl_s` seconds, computed once per key at a time.
+
+    Args:
+        ttl_s: how long an answer is kept; 0 keeps nothing (every call computes).
+        size: answers kept at most (least recently used go first).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, ttl_s: float, size: int = DEFAULT_SIZE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._answers: TTLCache[bytes, bytes] | None = (
+            TTLCache(size, ttl_s, timer=clock) if ttl_s > 0 else None)
+        self._in_flight: dict[bytes, trio.Event] = {}
+
+    async def answer(self, key: bytes, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The kept answer for `key`, the one in flight, or `compute()`'s (then kept)."""
+        answers = self._answers
+        if answers is None:
+            return await compute()
+        kept = answers.get(key)
+        if kept is not None:
+            _HIT.inc()
+            return kept
+        running = self._in_flight.get(key)
+        if running is not None:
+            await running.wait()
+            kept = answers.get(key)
+            if kept is not None:
+                _JOINED.inc()
+                return kept
+            # The first one failed; its error was its own. Each waiter runs its own statement
+            # at once (one after another would stack their time-outs).
+            _MISS.inc()
+            body = answers[key] = await compute()
+            return body
+        _MISS.inc()
+        done = self._in_flight[key] = trio.Event()
+        try:
+            body = answers[key] = await compute()
+            return body
+        finally:
+            del self._in_flight[key]
+            done.set()
