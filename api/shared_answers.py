@@ -9,9 +9,12 @@ everyone asking the same method with the same parameters and no token gets the s
   for a viewer carries their votes and honours their blocks, and is never shared.
 * Single flight: requests that miss while the first one is still running wait for its answer
   instead of running the statement again. If it fails (or is cancelled), each runs its own.
-* Errors are never kept. An answer is at most TTL old: a vote, a new post or a takedown reaches
-  logged-out readers at most that much later. Cursors inside a kept page stay valid: they carry
-  the snapshot the page was read at (api/views/snapshot.py), whoever follows them.
+* Errors are never kept. An answer is at most TTL old: a vote, a new post or a takedown arriving
+  from the firehose reaches logged-out readers at most that much later. A write through this
+  process (any procedure that succeeds: api/xrpc.py) drops every kept answer at once, so its
+  author sees it even logged out; an answer being read across that moment is not kept.
+* Cursors inside a kept page stay valid: they carry the snapshot the page was read at
+  (api/views/snapshot.py), whoever follows them.
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ class SharedAnswers:
         self._answers: TTLCache[bytes, bytes] | None = (
             TTLCache(size, ttl_s, timer=clock) if ttl_s > 0 else None)
         self._in_flight: dict[bytes, trio.Event] = {}
+        self._generation = 0  # counts clear(): an answer read across one is not kept
+
+    def clear(self) -> None:
+        """Drop every kept answer (something was written); those being read are not kept."""
+        self._generation += 1
+        if self._answers is not None:
+            self._answers.clear()
 
     async def answer(self, key: bytes, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         """The kept answer for `key`, the one in flight, or `compute()`'s (then kept)."""
@@ -67,16 +77,21 @@ class SharedAnswers:
             if kept is not None:
                 _JOINED.inc()
                 return kept
-            # The first one failed; its error was its own. Each waiter runs its own statement
-            # at once (one after another would stack their time-outs).
+            # The first one failed (or was read across a clear); its error was its own. Each
+            # waiter runs its own statement at once (one after another would stack time-outs).
             _MISS.inc()
-            body = answers[key] = await compute()
-            return body
+            return await self._compute(key, compute)
         _MISS.inc()
         done = self._in_flight[key] = trio.Event()
         try:
-            body = answers[key] = await compute()
-            return body
+            return await self._compute(key, compute)
         finally:
             del self._in_flight[key]
             done.set()
+
+    async def _compute(self, key: bytes, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        generation = self._generation
+        body = await compute()
+        if self._answers is not None and generation == self._generation:
+            self._answers[key] = body
+        return body

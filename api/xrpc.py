@@ -243,6 +243,8 @@ class XrpcRouter:
             payload = await api.shared.answer(key, lambda: _render(method.handler, call))
         else:
             payload = await _render(method.handler, call)
+        if method.kind == "procedure":
+            api.shared.clear()  # its author reads it next, maybe logged out
         return Response(payload, content_type="application/json")
 
     def _limit(self, limiter: RateLimiter, bucket: str, client: str) -> None:

@@ -10,10 +10,14 @@
 * `coves api` in its own process over it (Hypercorn Trio worker, Quart-Trio, its pool of 8).
 * Users: 100 closed-loop users, each a request from a mix of feed, thread, community and profile
   reads (MIX) then 0.5-2 s of thinking, for 60 s: p50/p95/p99 and errors per endpoint.
-* Saturation: open-loop steps of rising rate with no think time; the saturation rate is the
-  highest step answered with p95 < 100 ms, no errors and ≥ 95 % of the offered rate. Run for the
-  hello-world server (bench/_hello.py: the same stack, one JSON route), feed reads only, and the
-  whole mix, with the same load generator (bench/_loadgen.py, its own process) in the same run.
+* Saturation: open-loop steps of rising rate with no think time, then two bisecting steps; the
+  saturation rate is the highest step answered with p95 < 100 ms, no errors and ≥ 95 % of the
+  offered rate. Run for the hello-world server (bench/_hello.py: the same stack, one JSON route),
+  feed reads only, and the whole mix, with the same load generator (bench/_loadgen.py, its own
+  process) in the same run. The load is logged-out readers, who share answers for
+  ANONYMOUS_CACHE_TTL_S (api/shared_answers.py); feed reads run once more against a server
+  that shares nothing (every request a statement, as a logged-in viewer's are), and that is
+  the server py-spy profiles.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import math
 import os
 import random
 import signal
@@ -49,6 +54,7 @@ FIRST_RATE: Final = 25.0  # low enough that a Postgres-bound endpoint passes a s
 # Hello-world answers hundreds a second: its sweep starts higher, saving ~4 steps of the budget.
 HELLO_FIRST_RATE: Final = 100.0
 RATE_FACTOR: Final = 1.5
+REFINE_STEPS: Final = 2  # bisections after the sweep: the saturation rate to within ~11 %
 P95_LIMIT_S: Final = 0.100
 START_TIMEOUT_S: Final = 60.0
 # The interactive mix: (share, endpoint). Feed reads are half of it.
@@ -222,12 +228,12 @@ class _Server:
             self.process.wait()
 
 
-def api_server(url: str) -> _Server:
+def api_server(url: str, **env: str) -> _Server:
     port = _free_port()
     return _Server([sys.executable, "-m", "engine.cli", "api"], {
         "DATABASE_URL": url, "API_PORT": str(port), "METRICS_PORT": "0", "LOG_LEVEL": "warning",
         "SKIP_DID_WEB_VERIFICATION": "true", "RATE_LIMIT_PER_MINUTE": "1000000",
-        "RATE_LIMIT_COMMENTS_PER_MINUTE": "1000000"}, port)
+        "RATE_LIMIT_COMMENTS_PER_MINUTE": "1000000", **env}, port)
 
 
 def hello_server() -> _Server:
@@ -252,11 +258,13 @@ def load(server: _Server, requests: list[tuple[str, str]], postmaster: int | Non
 def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int | None,
              step_s: float, progress: Any, label: str, first_rate: float = FIRST_RATE) -> list[Step]:
     """Rising open-loop rates from `first_rate` until a step misses (p95, errors or
-    throughput), then one more."""
+    throughput), then one more; then REFINE_STEPS steps between the highest rate passed and the
+    lowest missed above it (each halves the gap on a log scale: 1.5× becomes ~1.11×).
+
+    Returns the steps in the order run."""
     steps: list[Step] = []
-    rate = first_rate
-    misses = 0
-    while misses < 2:
+
+    def run(rate: float) -> Step:
         step = load(server, requests, postmaster, mode="rate", rate=rate, seconds=step_s)
         steps.append(step)
         progress(f"{label} @ {rate:,.0f}/s: {step.achieved:,.0f}/s answered, "
@@ -264,8 +272,23 @@ def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int |
                  f"{step.server_s / max(step.answered, 1) * 1000:.2f}, Postgres "
                  f"{step.postgres_s / max(step.answered, 1) * 1000:.2f}, load generator "
                  f"{step.loadgen_s / max(step.answered, 1) * 1000:.2f}")
-        misses += 0 if step.ok else 1
+        return step
+
+    rate = first_rate
+    misses = 0
+    while misses < 2:
+        misses += 0 if run(rate).ok else 1
         rate *= RATE_FACTOR
+    passed = [s.rate for s in steps if s.ok]
+    if passed:
+        low = max(passed)
+        high = min(s.rate for s in steps if s.rate > low)
+        for _ in range(REFINE_STEPS):
+            middle = math.sqrt(low * high)
+            if run(middle).ok:
+                low = middle
+            else:
+                high = middle
     return steps
 
 
@@ -311,13 +334,21 @@ def run_api_load(server: BenchServer, dataset: Dataset, *, users: int = 100, sec
                  f"{interactive.p(95) * 1000:.1f} ms, errors {interactive.errors}")
         saturation["feeds"] = saturate(api, feeds, server.postmaster, step_s, progress, "feeds")
         saturation["mix"] = saturate(api, mix, server.postmaster, step_s, progress, "mix")
+    finally:
+        api.close()
+    # The same feed reads with nothing shared: each request a statement, as a viewer's are.
+    fresh = api_server(url, ANONYMOUS_CACHE_TTL_S="0")
+    try:
+        load(fresh, feeds, None, mode="rate", rate=50, seconds=3)
+        saturation["feeds_fresh"] = saturate(fresh, feeds, server.postmaster, step_s, progress,
+                                             "feeds, nothing shared")
         result = ApiLoad(dataset, subjects["counts"], interactive, saturation,
                          subjects["problems"], [], users)
         if profile:
-            rate = max(result.saturation_rate("feeds"), FIRST_RATE)
-            result.profile = profile_server(api, feeds, rate, 10)
+            rate = max(result.saturation_rate("feeds_fresh"), FIRST_RATE)
+            result.profile = profile_server(fresh, feeds, rate, 10)
     finally:
-        api.close()
+        fresh.close()
     return result
 
 

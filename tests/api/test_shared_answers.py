@@ -1,9 +1,11 @@
 """Anonymous answers shared for ANONYMOUS_CACHE_TTL_S (api/shared_answers.py): kept, expired,
-computed once while in flight, never kept on error, never shared with a viewer."""
+computed once while in flight, never kept on error, never shared with a viewer, dropped by a
+write through the API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from api.shared_answers import SharedAnswers
 from engine.db import Database
 from tests import factories as f
 
-from .conftest import Client, FakeClock, Seed, api_config
+from .conftest import Client, FakeClock, Seed, WriteWorld, api_config
 from .keys import KeyResolver
 from .world import new_post, vote_frames
 
@@ -176,3 +178,38 @@ async def test_a_ttl_of_zero_reads_every_request_afresh(make_client: Any, seed: 
         assert await feed_scores(client, DISCOVER) == [0]
         await seed(vote_frames(uri, 2))
         assert await feed_scores(client, DISCOVER) == [2]
+
+
+async def test_clear_drops_kept_answers_and_one_read_across_it_is_not_kept() -> None:
+    shared, compute = SharedAnswers(TTL_S, clock=FakeClock()), Computations()
+    assert await shared.answer(b"k", compute) == b"answer1"
+    shared.clear()
+    compute.hold = True
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shared.answer, b"k", compute)
+        await trio.testing.wait_all_tasks_blocked()
+        shared.clear()  # a write lands while answer 2 is being read
+        compute.release.set()
+    assert await shared.answer(b"k", compute) == b"answer3"
+    assert await shared.answer(b"k", compute) == b"answer3"
+
+
+async def test_a_write_through_the_api_is_seen_at_once_by_logged_out_readers(
+        make_write_world: Callable[..., AbstractAsyncContextManager[WriteWorld]]) -> None:
+    async with make_write_world(ANONYMOUS_CACHE_TTL_S="60") as world:
+        status, out = await world.call("social.coves.community.create",
+                                       {"name": "sharing", "description": "d"},
+                                       caller=f.did("creator"))
+        assert status == 200, out
+        assert await feed_titles(world.client, out["did"]) == []
+        status, post = await world.call("social.coves.community.post.create",
+                                        {"community": out["did"], "title": "fresh"},
+                                        caller=f.did("author"))
+        assert status == 200, post
+        assert await feed_titles(world.client, out["did"]) == ["fresh"]
+
+
+async def feed_titles(client: Client, community: str) -> list[str]:
+    response = await client.get(COMMUNITY_FEED, query_string={"community": community})
+    assert response.status_code == 200, await response.get_data()
+    return [item["post"]["title"] for item in (await response.get_json())["feed"]]

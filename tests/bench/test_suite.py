@@ -41,7 +41,9 @@ def test_quick_suite_runs_every_benchmark_and_writes_its_report_and_plots(
     for section in SECTIONS:
         assert section in report, section
     assert "**Nothing missing.**" in report
-    assert "| api | feed reads saturation / hello-world |" in report
+    assert "| api | feed reads saturation / hello-world, logged out (answers shared for 1 s) |" in report
+    assert "| api | feed reads saturation / hello-world, nothing shared (each request a statement) |" in report
+    assert "| feed reads, nothing shared (each request a statement) |" in report
     for name in PLOTS:
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG_SIGNATURE), name
         assert f"![{name}](plots/{name})" in report
