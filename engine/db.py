@@ -4,9 +4,7 @@ asyncpg is an asyncio library. We run it on a trio-asyncio loop opened once at t
 program (`open_bridge`) and cross into it through `Database.run`, which takes a plain coroutine
 function `fn(connection, *args)` and runs it on the asyncio side with a pooled connection. A
 multi-step transaction is written as one such function, so it crosses the bridge once (each
-crossing costs ~0.05 ms; a one-row query through it ~0.2 ms of CPU here). A connection that
-ends a call cleanly is kept for the next one rather than handed back to asyncpg's pool, whose
-acquire and release cost as much again.
+crossing costs ~0.05 ms; a round trip through it ~0.25-0.4 ms, see ../shared/facts.md).
 
 Never call back into Trio from inside `fn`.
 """
@@ -98,14 +96,9 @@ class Database:
         self.name = name
         self._slow_query_s = slow_query_s
         self._waiting = 0
-        # Connections kept between calls (most recent last). Handing one back to the asyncpg
-        # pool and taking it out again costs ~0.17 ms a call across the bridge (asyncpg shields
-        # each release in a task): half of a one-row query's. Only a connection that ended its
-        # call cleanly is kept; the pool still opens, resets and closes connections.
-        self._kept: list[asyncpg.Connection] = []
         self._durations = metrics.DB_QUERY_SECONDS.labels(name)
         self._slow = metrics.DB_SLOW_QUERIES.labels(name)
-        for state, read in (("open", pool.get_size), ("idle", self._idle_size),
+        for state, read in (("open", pool.get_size), ("idle", pool.get_idle_size),
                             ("max", pool.get_max_size)):
             metrics.DB_POOL_CONNECTIONS.labels(name, state).set_function(read)
         metrics.DB_POOL_WAITING.labels(name).set_function(lambda: self._waiting)
@@ -119,30 +112,16 @@ class Database:
         """
 
         async def with_connection() -> T:
-            # Everything here runs on the asyncio side, in one thread: between taking from
-            # _kept and counting a waiter there is no await, so a caller never waits on the
-            # pool while a connection sits in _kept.
-            if self._kept:
-                connection = self._kept.pop()
-            else:
-                self._waiting += 1
-                try:
-                    connection = await self._pool.acquire(timeout=CONNECT_TIMEOUT_S)
-                finally:
-                    self._waiting -= 1
-            clean = False
+            self._waiting += 1
+            try:
+                connection = await self._pool.acquire(timeout=CONNECT_TIMEOUT_S)
+            finally:
+                self._waiting -= 1
             try:
                 result: T = await fn(connection, *args, **kwargs)
-                clean = True
                 return result
             finally:
-                # Kept only if fn returned, the connection is open and out of any transaction,
-                # and nobody waits on the pool (they would wait for a release that never came).
-                if (clean and not self._waiting and not connection.is_closed()
-                        and not connection.is_in_transaction()):
-                    self._kept.append(connection)
-                else:
-                    await self._pool.release(connection)
+                await self._pool.release(connection)
 
         started = time.perf_counter()
         try:
@@ -195,16 +174,8 @@ class Database:
 
     def statistics(self) -> dict[str, int]:
         """Pool size, idle and max, for gauges."""
-        return {"size": self._pool.get_size(), "idle": self._idle_size(),
+        return {"size": self._pool.get_size(), "idle": self._pool.get_idle_size(),
                 "max": self._pool.get_max_size()}
-
-    def _idle_size(self) -> int:
-        return int(self._pool.get_idle_size()) + len(self._kept)
-
-    async def _release_kept(self) -> None:
-        """Hand the kept connections back to the pool (asyncio side; before it closes)."""
-        while self._kept:
-            await self._pool.release(self._kept.pop())
 
 
 def _translated(exc: Exception) -> BaseException:
@@ -296,13 +267,11 @@ async def open_database(url: str, *, min_size: int = 1, max_size: int = 10,
         if translated is exc:
             raise
         raise translated from exc
-    database = Database(pool, url, name=application_name, slow_query_s=slow_query_s)
     try:
-        yield database
+        yield Database(pool, url, name=application_name, slow_query_s=slow_query_s)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(CONNECT_TIMEOUT_S):
             try:
-                await trio_asyncio.aio_as_trio(database._release_kept)()
                 await trio_asyncio.aio_as_trio(pool.close)()
             except Exception:
                 pool.terminate()

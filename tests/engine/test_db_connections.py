@@ -1,5 +1,6 @@
-"""Database.run keeps connections between calls (engine/db.py) without ever handing one out in
-a bad state, starving a caller, or outliving the Database."""
+"""Database.run's pooled connections (engine/db.py): never handed out in a bad state (left in a
+transaction, after an error or a cancel, ended by the server), never starving a caller, never
+outliving the Database."""
 
 from __future__ import annotations
 
