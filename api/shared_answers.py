@@ -29,7 +29,7 @@ from prometheus_client import Counter
 
 __all__ = ["SHARED_ANSWERS", "SharedAnswers"]
 
-DEFAULT_SIZE: Final = 1024  # answers kept at most (a feed page is ~15 kB: ~16 MB)
+DEFAULT_BYTES: Final = 32 * 1024 * 1024  # bytes of answers kept at most (a feed page: ~16 kB)
 
 SHARED_ANSWERS: Final = Counter(
     "coves_api_shared_answers_total",
@@ -43,15 +43,17 @@ class SharedAnswers:
 
     Args:
         ttl_s: how long an answer is kept; 0 keeps nothing (every call computes).
-        size: answers kept at most (least recently used go first).
+        max_bytes: bytes of answers kept at most (the least recently used go first; an
+            answer larger than this is never kept).
         clock: monotonic seconds (tests pass a fake one).
     """
 
-    def __init__(self, ttl_s: float, size: int = DEFAULT_SIZE,
+    def __init__(self, ttl_s: float, max_bytes: int = DEFAULT_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
+        self._max_bytes = max_bytes
         self._answers: TTLCache[bytes, bytes] | None = (
-            TTLCache(size, ttl_s, timer=clock) if ttl_s > 0 else None)
+            TTLCache(max_bytes, ttl_s, timer=clock, getsizeof=len) if ttl_s > 0 else None)
         self._in_flight: dict[bytes, trio.Event] = {}
         self._generation = 0  # counts clear(): an answer read across one is not kept
 
@@ -92,6 +94,7 @@ class SharedAnswers:
     async def _compute(self, key: bytes, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         generation = self._generation
         body = await compute()
-        if self._answers is not None and generation == self._generation:
+        if (self._answers is not None and generation == self._generation
+                and len(body) <= self._max_bytes):
             self._answers[key] = body
         return body

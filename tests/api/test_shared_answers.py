@@ -67,6 +67,17 @@ async def test_an_answer_is_kept_for_its_ttl_then_computed_again() -> None:
     assert await shared.answer(b"k", compute) == b"answer3"
 
 
+async def test_kept_answers_stay_within_their_byte_budget() -> None:
+    shared = SharedAnswers(TTL_S, max_bytes=20, clock=FakeClock())
+    big, small = Computations(b"x" * 30), Computations(b"y" * 8)
+    assert await shared.answer(b"big", big) == b"x" * 30 + b"1"
+    assert await shared.answer(b"big", big) == b"x" * 30 + b"2"  # larger than the budget: not kept
+    for key in (b"a", b"b", b"c"):  # 9 bytes each: the oldest goes to make room
+        await shared.answer(key, small)
+    assert await shared.answer(b"c", small) == b"y" * 8 + b"3"
+    assert await shared.answer(b"a", small) == b"y" * 8 + b"4"
+
+
 async def test_a_ttl_of_zero_keeps_nothing() -> None:
     shared, compute = SharedAnswers(0), Computations()
     assert [await shared.answer(b"k", compute) for _ in range(3)] == [b"answer1", b"answer2",
