@@ -50,8 +50,6 @@ class SharedAnswers:
 
     def __init__(self, ttl_s: float, max_bytes: int = DEFAULT_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s = ttl_s
-        self._max_bytes = max_bytes
         self._answers: TTLCache[bytes, bytes] | None = (
             TTLCache(max_bytes, ttl_s, timer=clock, getsizeof=len) if ttl_s > 0 else None)
         self._in_flight: dict[bytes, trio.Event] = {}
@@ -82,19 +80,19 @@ class SharedAnswers:
             # The first one failed (or was read across a clear); its error was its own. Each
             # waiter runs its own statement at once (one after another would stack time-outs).
             _MISS.inc()
-            return await self._compute(key, compute)
+            return await self._compute(answers, key, compute)
         _MISS.inc()
         done = self._in_flight[key] = trio.Event()
         try:
-            return await self._compute(key, compute)
+            return await self._compute(answers, key, compute)
         finally:
             del self._in_flight[key]
             done.set()
 
-    async def _compute(self, key: bytes, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def _compute(self, answers: TTLCache[bytes, bytes], key: bytes,
+                       compute: Callable[[], Awaitable[bytes]]) -> bytes:
         generation = self._generation
         body = await compute()
-        if (self._answers is not None and generation == self._generation
-                and len(body) <= self._max_bytes):
-            self._answers[key] = body
+        if generation == self._generation and len(body) <= answers.maxsize:
+            answers[key] = body
         return body
