@@ -11,8 +11,10 @@
         /openapi.json          the OpenAPI document generated from the lexicons (api/openapi.py)
 
 Every error leaves as the XRPC envelope `{"error", "message"}` (api/errors.py): our own
-XrpcErrors, HTTP errors from routing (404, 405, 413), oversized requests (413, 431: api/limits.py),
-an unreachable database (503), and — only for bugs — 500.
+XrpcErrors, HTTP errors from routing (404, 405, 413), oversized requests (413: api/limits.py;
+431: api/edge.py), an unreachable database (503), and — only for bugs — 500. Every response,
+errors included, gets its request id, CORS and rate-limit headers and is counted in the metrics
+at the ASGI edge around the app (api/edge.py).
 """
 
 from __future__ import annotations
@@ -30,16 +32,17 @@ from engine.errors import DatabaseError, DatabaseUnavailable
 from engine.lexicon import Lexicons, load_default
 
 from . import (actor, aggregator, blob, client_writes, comment, community, community_write, feed, health,
-               metrics, openapi, post, post_write, request_id, wellknown)
+               metrics, openapi, post, post_write, wellknown)
 from .auth import DidResolver, ServiceAuthVerifier
 from .cursors import CursorCodec
+from .edge import Edge
 from .errors import (InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
                      XrpcError, error_response)
 from .limits import CLOSE, refuse_oversized_request
 from .ratelimit import RateLimiter
 from .shared_answers import SharedAnswers
 from .writes import Writes
-from .xrpc import OVERALL_BUCKET, ApiContext, XrpcRouter, rate_limit_headers
+from .xrpc import OVERALL_BUCKET, XRPC_PREFIX, XRPC_ROUTE, ApiContext, XrpcRouter
 
 __all__ = ["build_router", "create_app"]
 
@@ -47,12 +50,6 @@ LOGGER = logging.getLogger(__name__)
 # Queries carry no body; the largest body is a blob upload (api/blob.py). JSON procedure inputs
 # have their own, smaller cap (api/xrpc.py JSON_INPUT_MAX_BYTES).
 MAX_BODY_BYTES: Final = blob.BLOB_MAX_BYTES
-_CORS: Final = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, atproto-proxy, atproto-accept-labelers",
-    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
-    "Access-Control-Expose-Headers": "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After",
-}
 # Postgres errors a value a client chose can still cause after parameter checks (text that
 # does not parse as the type it is compared with, a number or date out of range, a search query
 # beyond Postgres' limits): the client's fault, answered 400. Any other failure is our bug: 500.
@@ -99,24 +96,19 @@ def create_app(config: Config, db: Database, resolver: DidResolver, *,
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint(router, lexicons))
 
-    app.before_request(request_id.assign_request_id)
-    app.before_request(metrics.start_request)
     app.before_request(refuse_oversized_request)
-    app.after_request(_finish_response)
+    # Request ids, CORS, rate-limit headers, metrics and the header-size limit: at the ASGI edge,
+    # for every response (errors too), without Quart hooks (api/edge.py).
+    # (Quart documents wrapping asgi_app for middleware; its annotation names only its own type.)
+    app.asgi_app = Edge(app.asgi_app,  # type: ignore[method-assign,assignment]
+                        routes=[rule.rule for rule in app.url_map.iter_rules() if "<" not in rule.rule],
+                        prefixed={XRPC_PREFIX: XRPC_ROUTE})
 
     app.register_error_handler(XrpcError, _xrpc_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseError, _database_error)
     app.register_error_handler(Exception, _unhandled_error)
     return app
-
-
-async def _finish_response(response: Response) -> Response:
-    response.headers.update(rate_limit_headers())
-    request_id.echo_request_id(response)
-    for name, value in _CORS.items():
-        response.headers.setdefault(name, value)
-    return metrics.observe_request(response)
 
 
 async def _xrpc_error(error: XrpcError) -> Response:

@@ -31,7 +31,7 @@ __all__ = [
     "AuthenticationRequired", "ExpiredToken", "Forbidden", "InvalidCursor", "InvalidRequest",
     "Conflict", "InvalidToken", "MethodNotAllowed", "MethodNotImplemented", "NotFound",
     "PayloadTooLarge", "RateLimitExceeded", "RequestHeaderFieldsTooLarge", "ServiceUnavailable",
-    "UpstreamFailure", "XrpcError", "error_response",
+    "UpstreamFailure", "XrpcError", "envelope", "error_response",
 ]
 
 
@@ -149,8 +149,12 @@ class ServiceUnavailable(XrpcError):
     STATUS, ERROR = 503, "ServiceUnavailable"
 
 
+def envelope(error: XrpcError) -> bytes:
+    """The XRPC error envelope `{"error", "message"}` of `error`."""
+    return orjson.dumps({"error": error.error, "message": error.message})
+
+
 def error_response(error: XrpcError) -> Response:
     """Render any XrpcError as the XRPC envelope with its status and headers."""
-    body = orjson.dumps({"error": error.error, "message": error.message})
-    return Response(body, status=error.status, headers=error.headers,
+    return Response(envelope(error), status=error.status, headers=error.headers,
                     content_type="application/json")

@@ -3,7 +3,7 @@ MAX_HEADER_BYTES are 431, both with the XRPC error envelope, before any method r
 
 Two layers enforce them. Hypercorn's HTTP/1 parser refuses a header block it cannot complete
 within H11_MAX_INCOMPLETE_BYTES (a bare 431 without a body: the app never sees that request);
-below that, `refuse_oversized_request` answers with the envelope. Quart stops buffering a body
+below that, the API's edge answers with the envelope (api/edge.py). Quart stops buffering a body
 past MAX_CONTENT_LENGTH by itself, but a method that never reads its body (every query) used to
 answer 200 regardless; the hook refuses it up front from Content-Length, or — for a chunked
 body — by reading at most the limit. A body within the limit is read before the method runs, so
@@ -16,7 +16,7 @@ from typing import Final
 
 from quart import request
 
-from .errors import PayloadTooLarge, RequestHeaderFieldsTooLarge
+from .errors import PayloadTooLarge
 
 __all__ = ["CLOSE", "H11_MAX_INCOMPLETE_BYTES", "MAX_HEADER_BYTES", "refuse_oversized_request"]
 
@@ -33,18 +33,12 @@ CLOSE: Final = {"Connection": "close"}
 
 
 async def refuse_oversized_request() -> None:
-    """before_request hook: refuse oversized headers (431) and bodies (413).
+    """before_request hook: refuse oversized bodies (413).
 
     Raises:
-        RequestHeaderFieldsTooLarge: the header fields add up to more than MAX_HEADER_BYTES.
         PayloadTooLarge: Content-Length above the limit.
         werkzeug's RequestEntityTooLarge: a chunked body that grows past it (rendered as 413).
     """
-    size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
-    if size > MAX_HEADER_BYTES:
-        raise RequestHeaderFieldsTooLarge(
-            f"Request header fields total {size} bytes; at most {MAX_HEADER_BYTES} are accepted",
-            headers=CLOSE)
     limit = request.max_content_length
     if limit is None:
         return

@@ -7,14 +7,13 @@ never by the raw path, so a scanner cannot grow the label set.
 
 from __future__ import annotations
 
-import time
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response
 
 __all__ = ["AUTH_FAILURES", "AUTH_VERIFICATIONS", "RATE_LIMITED", "REQUESTS", "REQUEST_SECONDS", "UNHANDLED_ERRORS",
-           "blueprint", "observe_request", "set_route", "start_request"]
+           "blueprint", "observe_request"]
 
 REQUESTS: Final = Counter(
     "coves_api_requests_total", "HTTP requests answered, by route template, method and status.",
@@ -35,7 +34,9 @@ UNHANDLED_ERRORS: Final = Counter(
     "coves_api_unhandled_errors_total", "Requests that failed with an unexpected error (500).")
 
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"})
-UNMATCHED: Final = "unmatched"
+# The labelled children by (route, method, status): `labels()` costs more than the count itself.
+# Bounded as the label sets are (routes are templates, methods a fixed set, statuses few).
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -46,27 +47,12 @@ async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
-async def start_request() -> None:
-    """Note when the request started (before_request hook; async: Quart would run a sync hook
-    in a worker thread)."""
-    g.started = time.perf_counter()
-
-
-def set_route(route: str) -> None:
-    """Name the route template this request is counted under (the XRPC dispatcher's NSID)."""
-    g.route = route
-
-
-def observe_request(response: Response) -> Response:
-    """Count the answered request and its duration (after_request hook)."""
-    route = g.get("route")
-    if route is None:
-        rule = request.url_rule
-        route = rule.rule if rule is not None else UNMATCHED
-    method = request.method if request.method in _METHODS else "OTHER"
-    status = str(response.status_code)
-    REQUESTS.labels(route, method, status).inc()
-    started = g.get("started")
-    if started is not None:
-        REQUEST_SECONDS.labels(route, method, status).observe(time.perf_counter() - started)
-    return response
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration (called by api/edge.py)."""
+    key = (route, method if method in _METHODS else "OTHER", status)
+    children = _children.get(key)
+    if children is None:
+        labels = (key[0], key[1], str(status))
+        children = _children[key] = (REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)

@@ -92,6 +92,8 @@ def _address(text: str) -> Address | None:
 def client_address(peer: str | None, headers: Iterable[tuple[str, str]],
                    trusted: Sequence[Network]) -> str:
     """The address requests of this client are counted under (see the module docstring)."""
+    if not trusted:  # no proxy to believe: the peer, as the socket reported it
+        return peer or "unknown"
     peer_address = _address(peer) if peer else None
     if peer_address is None:
         return peer or "unknown"

@@ -12,8 +12,9 @@ rules come from the lexicon's `params` def, never from hand-written checks — a
 `/xrpc/<nsid>`. Per request it: applies the client's rate limits, finds the method (unknown:
 404 MethodNotImplemented; wrong HTTP method: 405), parses parameters (400 on bad input),
 resolves the caller (auth none | optional | required), runs the handler and renders its body
-(a `shared` query's anonymous answer may come from api/shared_answers.py instead).
-A handler parses nothing itself: it calls one view function and returns what it gives.
+(a `shared` query's anonymous answer may come from api/shared_answers.py instead, and says
+`Cache-Control: public, max-age=<ANONYMOUS_CACHE_TTL_S>` with `Vary: Authorization`, so a CDN may
+share it too; every other answer says `no-store`). A handler parses nothing itself: it calls one view function and returns what it gives.
 
 Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their token is
 single-use (a second presentation is 401) and their caller is resolved *before* the body is read (a required token missing is 401 whatever the body), then the
@@ -29,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
 import orjson
-from quart import Blueprint, Response, current_app, g, request
+from quart import Blueprint, Response, current_app, request
 
 from engine.config import Config
 from engine.db import Database
@@ -39,13 +40,14 @@ from .auth import ServiceAuthVerifier, bearer_token
 from .cursors import CursorCodec
 from .errors import (AuthenticationRequired, InvalidRequest, MethodNotAllowed, MethodNotImplemented,
                      PayloadTooLarge, RateLimitExceeded)
-from .metrics import RATE_LIMITED, set_route
+from .edge import RequestState, request_state
+from .metrics import RATE_LIMITED
 from .params import Format, ParamSpec
-from .ratelimit import Decision, RateLimiter, client_address
+from .ratelimit import RateLimiter, client_address
 from .shared_answers import SharedAnswers
 
-__all__ = ["JSON_INPUT_MAX_BYTES", "OVERALL_BUCKET", "ApiContext", "AuthMode", "Body", "Call",
-           "InputKind", "Queries", "RawJson", "XrpcRouter", "rate_limit_headers"]
+__all__ = ["JSON_INPUT_MAX_BYTES", "OVERALL_BUCKET", "XRPC_PREFIX", "XRPC_ROUTE", "ApiContext",
+           "AuthMode", "Body", "Call", "InputKind", "Queries", "RawJson", "XrpcRouter"]
 
 AuthMode = Literal["none", "optional", "required"]
 InputKind = Literal["none", "json", "blob"]
@@ -57,6 +59,11 @@ PROCEDURE_METHODS: Final = ("POST",)
 # many times over; anything larger is not a real client.
 JSON_INPUT_MAX_BYTES: Final = 256 * 1024
 UNKNOWN_ROUTE: Final = "unknown"
+# Answers for a viewer (their votes, their blocks) and answers not declared shared: no cache keeps
+# them (a shared anonymous answer says how long it may be kept: _public).
+_NOT_KEPT: Final = {"Cache-Control": "no-store"}
+XRPC_PREFIX: Final = "/xrpc/"
+XRPC_ROUTE: Final = XRPC_PREFIX + "<nsid>"
 
 
 class RawJson(bytes):
@@ -213,7 +220,7 @@ class XrpcRouter:
         """The blueprint serving `/xrpc/<nsid>` over `api`."""
         blueprint = Blueprint("xrpc", __name__)
 
-        @blueprint.route("/xrpc/<nsid>", methods=ALL_METHODS)
+        @blueprint.route(XRPC_ROUTE, methods=ALL_METHODS)
         async def dispatch(nsid: str) -> Response:
             return await self._dispatch(api, nsid)
 
@@ -221,10 +228,11 @@ class XrpcRouter:
 
     async def _dispatch(self, api: ApiContext, nsid: str) -> Response:
         method = self.methods.get(nsid)
-        set_route(method.nsid if method is not None else UNKNOWN_ROUTE)
+        state = request_state()
+        state.route = method.nsid if method is not None else UNKNOWN_ROUTE
         client = client_address(request.remote_addr, request.headers.items(),
                                 api.config.trusted_proxies or ())
-        self._limit(api.limiter, OVERALL_BUCKET, client)
+        self._limit(state, api.limiter, OVERALL_BUCKET, client)
         if method is None:
             raise MethodNotImplemented(f"Method not implemented: {nsid}")
         allowed = QUERY_METHODS if method.kind == "query" else PROCEDURE_METHODS
@@ -232,31 +240,37 @@ class XrpcRouter:
             raise MethodNotAllowed(f"{nsid} is a {method.kind}: use {allowed[0]}",
                                    headers={"Allow": ", ".join(allowed)})
         if method.bucket is not None:
-            self._limit(api.limiter, method.bucket, client)
+            self._limit(state, api.limiter, method.bucket, client)
         params = method.params.parse(request.args)
         viewer = await _viewer(api.verifier, method, nsid)
         data = await _read_input(method)
         call = Call(method.nsid, params, viewer, api, data, request.headers.get("Content-Type"))
+        ttl_s = api.config.anonymous_cache_ttl_s
         if method.shared and viewer is None:
             # ParamSpec.parse lists every declared parameter in one order: equal calls, equal keys.
             key = method.nsid.encode() + b"?" + orjson.dumps(params)
             payload = await api.shared.answer(key, lambda: _render(method.handler, call))
+            caching = _public(ttl_s) if ttl_s >= 1 else _NOT_KEPT
         else:
             payload = await _render(method.handler, call)
+            caching = _NOT_KEPT
         if method.kind == "procedure":
             api.shared.clear()  # its author reads it next, maybe logged out
-        return Response(payload, content_type="application/json")
+        return Response(payload, content_type="application/json", headers=caching)
 
-    def _limit(self, limiter: RateLimiter, bucket: str, client: str) -> None:
+    def _limit(self, state: RequestState, limiter: RateLimiter, bucket: str, client: str) -> None:
         decision = limiter.hit(bucket, client, self._limits[bucket])
-        # The tightest budget is the one a client must pace itself by.
-        shown: Decision | None = g.get("rate_limit")
-        if shown is None or decision.remaining <= shown.remaining:
-            g.rate_limit = decision
+        state.count_against(decision)  # the edge reports the tightest in RateLimit-* headers
         if not decision.allowed:
             RATE_LIMITED.labels(bucket).inc()
             raise RateLimitExceeded(f"Rate limit exceeded: {decision.limit} requests per minute",
                                     headers=decision.headers())
+
+
+def _public(ttl_s: float) -> dict[str, str]:
+    """A shared anonymous answer: any cache (a CDN in front of several API processes too) may
+    keep it for the TTL, as we do — for callers without a token only."""
+    return {"Cache-Control": f"public, max-age={int(ttl_s)}", "Vary": "Authorization"}
 
 
 async def _render(handler: Handler, call: Call) -> bytes:
@@ -306,8 +320,3 @@ async def _read_input(method: Method) -> Any:
             raise InvalidRequest(f"Invalid input: {exc}") from None
     return value
 
-
-def rate_limit_headers() -> dict[str, str]:
-    """RateLimit-* headers of the tightest budget this request counted against, if any."""
-    decision: Decision | None = g.get("rate_limit")
-    return decision.headers() if decision is not None else {}

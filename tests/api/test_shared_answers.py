@@ -25,6 +25,7 @@ from .world import new_post, vote_frames
 
 DISCOVER = "/xrpc/social.coves.feed.getDiscover"
 COMMUNITY_FEED = "/xrpc/social.coves.feed.getCommunity"
+SEARCH = "/xrpc/social.coves.community.search"
 TTL_S = 2.0
 
 
@@ -224,3 +225,22 @@ async def feed_titles(client: Client, community: str) -> list[str]:
     response = await client.get(COMMUNITY_FEED, query_string={"community": community})
     assert response.status_code == 200, await response.get_data()
     return [item["post"]["title"] for item in (await response.get_json())["feed"]]
+
+
+
+async def test_http_caches_may_keep_shared_anonymous_answers_only(
+        make_client: Any, seed: Seed, resolver: KeyResolver) -> None:
+    community = f.did("cached")
+    _, post = new_post(community)
+    await seed([f.profile(community, name="cached"), post])
+    viewer = resolver.bearer(f.did("reader"), "social.coves.feed.getDiscover")
+    async with make_client(ANONYMOUS_CACHE_TTL_S="5") as client:
+        anonymous = await client.get(DISCOVER)
+        for_viewer = await client.get(DISCOVER, headers=viewer)
+        unshared = await client.get(SEARCH, query_string={"q": "hello"})
+    assert [r.status_code for r in (anonymous, for_viewer, unshared)] == [200, 200, 200]
+    assert anonymous.headers["Cache-Control"] == "public, max-age=5"
+    assert anonymous.headers["Vary"] == "Authorization"
+    assert for_viewer.headers["Cache-Control"] == unshared.headers["Cache-Control"] == "no-store"
+    async with make_client(ANONYMOUS_CACHE_TTL_S="0") as client:
+        assert (await client.get(DISCOVER)).headers["Cache-Control"] == "no-store"
