@@ -3,7 +3,7 @@
     app.asgi_app = Edge(app.asgi_app, routes=…)      (api/app.py)
 
 Per request, on the raw ASGI scope and messages — a few µs, where the same work through Quart's
-hooks and werkzeug's header objects cost ~90 µs of a ~200 µs shared answer:
+hooks and werkzeug's header objects cost ~100 µs of a ~220 µs shared answer (bench/RESULTS.md):
 
 * request id: the client's X-Request-Id when sane, else a fresh one (api/request_id.py); log
   lines written while the request is served carry it (engine/logs.py REQUEST_ID);
