@@ -20,7 +20,7 @@ import structlog
 __all__ = ["REDACTED", "REQUEST_ID", "configure_logging", "redact", "redact_text"]
 
 REDACTED: Final = "[redacted]"
-# The API request being served (api/request_id.py); log lines written meanwhile carry it.
+# The id of the API request being served (set by api/edge.py); log lines written meanwhile carry it.
 REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar("request_id", default=None)
 _SECRET_KEYS: Final = re.compile(
     r"pass(word|wd)?|secret|token|jwt|authorization|cookie|api[_-]?key|email|credential", re.I)
