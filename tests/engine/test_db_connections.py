@@ -4,6 +4,7 @@ outliving the Database."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -81,12 +82,14 @@ async def test_a_cancelled_call_releases_its_connection(bridge: None, database_u
             assert await db.fetchval("SELECT 3") == 3
 
 
-async def test_a_kept_connection_the_server_ended_fails_one_call_then_the_pool_reconnects(
+async def test_a_connection_the_server_ended_costs_at_most_one_call_then_the_pool_reconnects(
         bridge: None, database_url: str, db: Database) -> None:
     async with open_database(database_url, max_size=1, application_name=APP) as victim:
         pid = await victim.fetchval("SELECT pg_backend_pid()")
         assert await db.fetchval("SELECT pg_terminate_backend($1)", pid) is True
-        with pytest.raises(DatabaseUnavailable):
+        # The next call fails as DatabaseUnavailable when it runs before the driver has seen the
+        # socket close, and succeeds on a new connection when it runs after: a race, both fine.
+        with contextlib.suppress(DatabaseUnavailable):
             await victim.fetchval("SELECT 1")
         assert await victim.fetchval("SELECT pg_backend_pid()") != pid
 
