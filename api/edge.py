@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, cast
 
 from quart import request
@@ -50,7 +50,14 @@ CORS_HEADERS: Final = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
     "Access-Control-Expose-Headers": "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After",
 }
-_CORS_RAW: Final = [(name.lower().encode(), value.encode()) for name, value in CORS_HEADERS.items()]
+
+
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI sends them: lower-case names, bytes."""
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+_CORS_RAW: Final = _raw(CORS_HEADERS)
 _REQUEST_ID_RAW: Final = REQUEST_ID_HEADER.lower().encode()
 _RATE_LIMIT_RAW: Final = b"ratelimit-limit"
 _STATE_KEY: Final = "coves.request"
@@ -118,8 +125,7 @@ class Edge:
                 headers.append((_REQUEST_ID_RAW, state.request_id.encode()))
                 if state.rate_limit is not None and \
                         not any(name == _RATE_LIMIT_RAW for name, _ in headers):
-                    headers += [(name.lower().encode(), value.encode())
-                                for name, value in state.rate_limit.headers().items()]
+                    headers += _raw(state.rate_limit.headers())
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -164,6 +170,6 @@ async def _refuse_headers(send: Send, size: int) -> None:
         headers=CLOSE)
     body = envelope(error)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    headers += _raw(error.headers)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

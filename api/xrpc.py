@@ -14,7 +14,8 @@ rules come from the lexicon's `params` def, never from hand-written checks — a
 resolves the caller (auth none | optional | required), runs the handler and renders its body
 (a `shared` query's anonymous answer may come from api/shared_answers.py instead, and says
 `Cache-Control: public, max-age=<ANONYMOUS_CACHE_TTL_S>` with `Vary: Authorization`, so a CDN may
-share it too; every other answer says `no-store`). A handler parses nothing itself: it calls one view function and returns what it gives.
+share it too; every other answer says `no-store`).
+A handler parses nothing itself: it calls one view function and returns what it gives.
 
 Procedures (`@queries.procedure(nsid, input="json" | "blob")`) are POST only. Their token is
 single-use (a second presentation is 401) and their caller is resolved *before* the body is read (a required token missing is 401 whatever the body), then the
@@ -26,6 +27,7 @@ field). The handler gets it as `call.input`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
@@ -267,6 +269,7 @@ class XrpcRouter:
                                     headers=decision.headers())
 
 
+@functools.cache  # one TTL per process: built once
 def _public(ttl_s: float) -> dict[str, str]:
     """A shared anonymous answer: any cache (a CDN in front of several API processes too) may
     keep it for the TTL, as we do — for callers without a token only."""

@@ -81,21 +81,26 @@ class Router:
                     batcher.add(event, ops)
                 else:
                     batcher.add_skip(event, SKIP_NO_ROWS)
-        await self._pace()
+        if self._due():
+            await self._pace()
 
     async def reject(self, rejected: RejectedEvent, raw: bytes, cursor: int | None,
                      event: Event | None = None) -> None:
         """Store input the source could not even decode."""
         self._batcher.add_reject(rejected, raw, event, cursor)
-        await self._pace()
+        if self._due():
+            await self._pace()
+
+    def _due(self) -> bool:
+        """Count an event; whether the reader must now wait (a full batch) or yield. Checked
+        without awaiting: most events need neither, and the hot path makes no coroutine."""
+        self._since_yield += 1
+        return self._batcher.full or self._since_yield >= YIELD_EVERY
 
     async def _pace(self) -> None:
-        """After each event: wait while the batch is full, else yield every YIELD_EVERY events."""
+        """Wait while the batch is full, else yield to the other tasks."""
+        self._since_yield = 0
         if self._batcher.full:
-            self._since_yield = 0
             await self._batcher.wait_until_taken()
-            return
-        self._since_yield += 1
-        if self._since_yield >= YIELD_EVERY:
-            self._since_yield = 0
+        else:
             await trio.lowlevel.checkpoint()
