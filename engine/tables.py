@@ -346,19 +346,16 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     picks = [f"max({c}) OVER same_key AS {c}" if c in immutable else c for c in table.staged_names]
     parts = [f"incoming AS (SELECT DISTINCT ON ({key}) {', '.join(picks)} FROM {table.stage} "
              f"WINDOW same_key AS (PARTITION BY {key}) ORDER BY {key}, {version} DESC)"]
-    prior_cols = list(dict.fromkeys([*table.key, version, *table.tracked, *immutable]))
-    if table.tracked or immutable or counted:
+    tracked = table.tracked if touched is None else tuple(touched)
+    if not set(tracked) <= set(table.tracked):
+        raise ValueError(f"table {table.name}: {sorted(set(tracked) - set(table.tracked))} "
+                         f"not tracked")
+    # The stored version of each incoming key, read only where an output needs it: the probe
+    # per staged row costs as much as a third of a vote's merge.
+    if tracked or counted:
+        prior_cols = list(dict.fromkeys([*table.key, *tracked]))
         parts.append(f"prior AS (SELECT {', '.join('t.' + c for c in prior_cols)} "
                      f"FROM {table.name} AS t JOIN incoming USING ({key}))")
-    if immutable:
-        changes = " OR ".join(f"(p.{c} IS NOT NULL AND i.{c} IS DISTINCT FROM p.{c})" for c in immutable)
-        which = ", ".join(
-            f"CASE WHEN p.{c} IS NOT NULL AND i.{c} IS DISTINCT FROM p.{c} THEN '{c}' END"
-            for c in immutable)
-        live = "NOT i.deleted AND " if table.tombstones else ""
-        parts.append(f"refused AS (SELECT {', '.join('i.' + k for k in table.key)}, "
-                     f"concat_ws(', ', {which}) AS columns FROM incoming AS i JOIN prior AS p "
-                     f"USING ({key}) WHERE {live}p.{version} < i.{version} AND ({changes}))")
 
     if table.actors:
         mentioned = ", ".join(f"({c})" for c in table.actors)
@@ -400,22 +397,29 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     if table.tombstones:
         updates.append(f"deleted_at = CASE WHEN {newer} THEN EXCLUDED.deleted_at ELSE t.deleted_at END")
     updates.append("indexed_at = EXCLUDED.indexed_at")
-    # An older version still fills immutable columns a tombstone lacks.
+    # An older version still fills immutable columns a tombstone lacks; a newer live version
+    # that would change one is refused: the conflict leaves the row alone, and `refused`
+    # (below) finds it among the few staged rows the merge did not write.
     fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
-    where = f"({newer} OR {fills})" if immutable else newer
-    skip_refused = (f" WHERE ({', '.join('t.' + k for k in table.key)}) NOT IN "
-                    f"(SELECT {key} FROM refused)" if immutable else "")
+    where = f"({newer} OR {fills}) AND NOT ({_refusal(table, 't', 'EXCLUDED')})" if immutable else newer
     returning = list(dict.fromkeys([*table.key, *table.tracked]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
-        f"SELECT {', '.join(select_cols)} FROM {source}{skip_refused} "
+        f"SELECT {', '.join(select_cols)} FROM {source} "
         f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(updates)} WHERE {where} "
         f"RETURNING {', '.join('t.' + c for c in returning)})")
 
+    if immutable:
+        # Read in the statement's snapshot: `s` is the stored row as it was before the merge.
+        which = ", ".join(f"CASE WHEN {_changes(c, 's', 'i')} THEN '{c}' END" for c in immutable)
+        parts.append(f"refused AS (SELECT {', '.join('i.' + k for k in table.key)}, "
+                     f"concat_ws(', ', {which}) AS columns FROM incoming AS i "
+                     f"JOIN {table.name} AS s USING ({key}) "
+                     f"WHERE ({', '.join('i.' + k for k in table.key)}) NOT IN "
+                     f"(SELECT {key} FROM merged) AND {_refusal(table, 's', 'i')})")
+
     outputs = ["(SELECT count(*) FROM merged) AS changed"]
-    for col in table.tracked if touched is None else touched:
-        if col not in table.tracked:
-            raise ValueError(f"table {table.name}: {col} is not tracked")
+    for col in tracked:
         outputs.append(
             f"ARRAY(SELECT {col} FROM merged WHERE {col} IS NOT NULL "
             f"UNION SELECT p.{col} FROM prior AS p JOIN merged USING ({key}) "
@@ -430,6 +434,21 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
             outputs.append(f"ARRAY(SELECT {table.key[0]} FROM refused) AS refused_keys")
             outputs.append("ARRAY(SELECT columns FROM refused) AS refused_columns")
     return "WITH " + ",\n".join(parts) + "\nSELECT " + ", ".join(outputs)
+
+
+def _changes(column: str, stored: str, incoming: str) -> str:
+    """SQL: the incoming version would change an immutable column the stored row has set."""
+    return (f"({stored}.{column} IS NOT NULL "
+            f"AND {incoming}.{column} IS DISTINCT FROM {stored}.{column})")
+
+
+def _refusal(table: Table, stored: str, incoming: str) -> str:
+    """SQL: the incoming version is newer, live, and would change an immutable column — it is
+    refused. (`incoming` is a staged row, or EXCLUDED, whose deleted_at says the same.)"""
+    alive = f"{incoming}.deleted_at IS NULL" if incoming == "EXCLUDED" else f"NOT {incoming}.deleted"
+    live = f"{alive} AND " if table.tombstones else ""
+    changes = " OR ".join(_changes(c, stored, incoming) for c in table.immutable)
+    return f"{live}{stored}.{table.version} < {incoming}.{table.version} AND ({changes})"
 
 
 def purge_sql(table: Table) -> str:
