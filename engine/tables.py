@@ -100,8 +100,9 @@ class Table:
         version: the column that orders versions of one key (a TID `rev` by default).
         tombstones: rows carry a trailing deleted flag that maps to `deleted_at`.
         tracked: foreign-key columns whose old and new values the merge reports, for recounts.
-        actors: columns holding DIDs the records mention; the merge registers each in
-            `identities`, so identity and account events for them are kept.
+        actors: columns holding DIDs the records mention; the writer registers each in
+            `identities` (engine/known_identities.py), so identity and account events for
+            them are kept.
         repo: the column holding the DID of the repo the record lives in (purged with it).
         merge: hand-written merge SQL replacing the generated one (same output columns).
         twin_of: the table this one mirrors row for row (post_stats of post_records): a version
@@ -356,12 +357,6 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
         prior_cols = list(dict.fromkeys([*table.key, *tracked]))
         parts.append(f"prior AS (SELECT {', '.join('t.' + c for c in prior_cols)} "
                      f"FROM {table.name} AS t JOIN incoming USING ({key}))")
-
-    if table.actors:
-        mentioned = ", ".join(f"({c})" for c in table.actors)
-        parts.append(f"known AS (INSERT INTO identities (did) SELECT DISTINCT m.did FROM incoming, "
-                     f"LATERAL (VALUES {mentioned}) AS m(did) WHERE m.did IS NOT NULL "
-                     f"ON CONFLICT (did) DO NOTHING)")
 
     insert_cols = names + (["deleted_at"] if table.tombstones else []) + ["indexed_at"]
     select_cols = [f"t.{c}" for c in names] + (

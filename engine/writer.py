@@ -1,4 +1,9 @@
-"""Writer: one transaction per batch — COPY → staging → rev-gated merge → counters → rejects → cursor.
+"""Writer: one transaction per batch — new DIDs → COPY → staging → rev-gated merge → counters →
+rejects → cursor.
+
+The DIDs the rows mention are registered in `identities` first (only those this writer has not
+seen committed: engine/known_identities.py), so an account or identity event finds a DID
+mentioned for the first time in its own batch.
 
 Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
 in the batch is inserted with exact counters and needs no recount. Counters (engine/tables.py):
@@ -42,6 +47,7 @@ from .breaker import Breaker
 from .db import Database
 from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
 from .events import Event
+from .known_identities import KnownIdentities
 from .table_stats import GrowthAnalyzer, analyze, table_state
 from .tables import (Recount, RowOp, Table, TallySql, merge_sql, purge_sql, recount_sql,
                      stage_ddl, tally_sql)
@@ -81,6 +87,11 @@ _MERGE_REJECTS: Final = f"""
     SELECT {', '.join(_REJECT_COLUMNS)} FROM stage_ingest_rejects
     ON CONFLICT (fingerprint) DO UPDATE
        SET seen_count = ingest_rejects.seen_count + EXCLUDED.seen_count, last_seen_at = now()"""
+# Before the merges, so that an account or identity event finds a DID first mentioned in the
+# same batch. Sorted by the caller: index order.
+_REGISTER_IDENTITIES: Final = """
+    INSERT INTO identities (did) SELECT m.did FROM unnest($1::text[]) AS m(did)
+    ON CONFLICT (did) DO NOTHING"""
 # Writers take turns: each batch transaction first takes this transaction-level advisory lock.
 # Several writers may run at once (one per FIREHOSE_URL, `coves backfill` beside `coves run`), and
 # a recount counts source rows in its own snapshot: two concurrent transactions touching one
@@ -122,6 +133,8 @@ class WritePlan:
     # Recounts whose source merges before their target: a target row the batch inserts already
     # holds its exact counters (tables.merge_sql), so it needs no recount.
     counted_at_insert: frozenset[Recount] = dataclasses.field(init=False)
+    # Where each generated merge's rows hold the DIDs to register (Table.actors).
+    actors: dict[Table, tuple[int, ...]] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -135,6 +148,8 @@ class WritePlan:
         set_(self, "counted_at_insert", frozenset(
             r for r in self.recounts if r.source in position and r.target in generated
             and position[r.source] < position[r.target]))
+        set_(self, "actors", {t: tuple(t.staged_names.index(c) for c in t.actors)
+                              for t in self.tables if t.actors and t.merge is None})
         set_(self, "purge", {t: purge_sql(t) for t in self.tables if t.repo is not None})
         set_(self, "recount", {r: recount_sql(r) for r in self.recounts})
         # Tally recounts follow their source's merges by deltas; the rest recount what it touched.
@@ -196,8 +211,16 @@ Refused = tuple[Table, str, str]  # (table, key, immutable columns the newer ver
 
 
 async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
-                      rows: dict[Table, list[tuple[Any, ...]]]) -> list[Refused]:
-    """COPY, merge and recount; return the versions the merges refused."""
+                      rows: dict[Table, list[tuple[Any, ...]]],
+                      known: KnownIdentities | None = None,
+                      registered: list[str] | None = None) -> list[Refused]:
+    """Register the DIDs the rows mention, COPY, merge and recount; return the versions the
+    merges refused.
+
+    `known`: DIDs not to send again; those sent are added to `registered` (for `known` once
+    the transaction commits).
+    """
+    await _register_identities(connection, plan, rows, known, registered)
     touched: dict[Recount, set[str]] = defaultdict(set)  # subjects to recount in full
     inserted: dict[Recount, set[str]] = defaultdict(set)  # new subjects, counted at insert
     measured: list[Table] = []  # sources whose deltas wait for the end of the batch
@@ -265,6 +288,22 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
     return refused
 
 
+async def _register_identities(connection: asyncpg.Connection, plan: WritePlan,
+                               rows: dict[Table, list[tuple[Any, ...]]],
+                               known: KnownIdentities | None,
+                               registered: list[str] | None) -> None:
+    # Every version's DIDs, not only the newest one's: a batch boundary must not decide which
+    # DIDs are tracked.
+    mentioned = {row[at] for table, positions in plan.actors.items()
+                 for row in rows.get(table, ()) for at in positions}
+    mentioned.discard(None)
+    new = known.unknown(mentioned) if known is not None else sorted(mentioned)
+    if new:
+        await connection.execute(_REGISTER_IDENTITIES, new)
+        if registered is not None:
+            registered += new
+
+
 async def _purge(connection: asyncpg.Connection, plan: WritePlan, repos: list[str],
                  touched: dict[Recount, set[str]]) -> None:
     """Tombstone everything in deleted accounts' repos; note the subjects to recount (in full,
@@ -328,12 +367,14 @@ def _reject_rows(batch: Batch, late: list[tuple[Event, RejectedEvent]]) -> list[
                             for event, rejected in late]
 
 
-async def _write_batch(connection: asyncpg.Connection, plan: WritePlan,
-                       batch: Batch) -> list[tuple[Event, RejectedEvent]]:
+async def _write_batch(connection: asyncpg.Connection, plan: WritePlan, batch: Batch,
+                       known: KnownIdentities | None = None,
+                       registered: list[str] | None = None) -> list[tuple[Event, RejectedEvent]]:
     """One transaction for the whole batch; return the events refused while merging."""
     async with connection.transaction():
         await take_writer_lock(connection)
-        late = _refused_events(batch.events, await _apply_rows(connection, plan, batch.rows))
+        refused = await _apply_rows(connection, plan, batch.rows, known, registered)
+        late = _refused_events(batch.events, refused)
         await _finish(connection, batch, _reject_rows(batch, late))
     return late
 
@@ -415,6 +456,7 @@ class Writer:
         self._on_commit = on_commit
         self.committed_cursor: int | None = None
         self._growth = GrowthAnalyzer({table.name: table.key for table in plan.tables})
+        self._known = KnownIdentities()
 
     async def run(self, receive: trio.MemoryReceiveChannel[Batch], *,
                   on_idle: Callable[[], None] | None = None) -> None:
@@ -453,9 +495,13 @@ class Writer:
         split = False
         while True:
             started = time.perf_counter()
+            registered: list[str] = []  # DIDs this attempt registers: known once it commits
             try:
-                late = await self._db.run(_write_split if split else _write_batch,
-                                          self._plan, batch)
+                if split:  # rare: parts roll back on their own; no DID is remembered
+                    late = await self._db.run(_write_split, self._plan, batch)
+                else:
+                    late = await self._db.run(_write_batch, self._plan, batch, self._known,
+                                              registered)
                 break
             except DatabaseUnavailable as exc:
                 metrics.DB_ERRORS.labels(self._label, "unavailable").inc()
@@ -476,6 +522,7 @@ class Writer:
                     "batch": batch.id, "error": str(exc), "events": len(batch.events)})
                 split = True
         self._breaker.record_success()
+        self._known.committed(registered)
         self._committed(batch, late, time.perf_counter() - started)
         await self._refresh_statistics(batch)
         return len(late)

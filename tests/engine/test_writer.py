@@ -175,9 +175,9 @@ async def test_one_refused_event_costs_a_few_sub_writes_not_one_per_event(
     calls: list[int] = []
     apply_rows = engine.writer._apply_rows
 
-    async def counting(connection, plan, rows):  # noqa: ANN001, ANN202
+    async def counting(connection, plan, rows, *args):  # noqa: ANN001, ANN002, ANN202
         calls.append(sum(len(r) for r in rows.values()))
-        return await apply_rows(connection, plan, rows)
+        return await apply_rows(connection, plan, rows, *args)
 
     monkeypatch.setattr(engine.writer, "_apply_rows", counting)
     frames = [f.profile(f.did(f"c{i}"), name=f"n{i}") for i in range(1000)]
