@@ -256,7 +256,7 @@ class Recount:
 
 def _live(recount: Recount, alias: str, subject: str) -> str:
     """FROM/WHERE of a subject's live source rows; the predicate matches the partial index
-    (votes_subject_live: `WHERE deleted_at IS NULL`)."""
+    (votes_subject_newest: `WHERE deleted_at IS NULL`)."""
     return (f"FROM {recount.source} AS {alias} WHERE {alias}.{recount.source_fk} = {subject} "
             f"AND {alias}.deleted_at IS NULL")
 

@@ -149,10 +149,15 @@ async def test_pair_probes_use_an_exact_index_even_planned_on_an_empty_database(
     # a probe that walked a community's posts (or subscribers) per pair grew with the community.
     plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
     expected = {"post_stats": "post_stats_pkey", "comment_stats": "comment_stats_pkey",
-                "subscriptions": "subscriptions_subject_pair", "votes": "votes_subject_live"}
+                "subscriptions": "subscriptions_subject_pair", "votes": "votes_subject_newest"}
     tallied = {t.name: sql for t, sql in plan.tally.items()}
     assert tallied.keys() == expected.keys()
     for name, index in expected.items():
         for statement in (tallied[name].before, tallied[name].measure):
             shown = "\n".join(r[0] for r in await writer_db.fetch("EXPLAIN " + statement))
             assert f"using {index} on {name} x" in shown, shown
+            # The index is in the order of "newest" (a vote's ties in rev go to the greater
+            # direction): the probe is a LIMIT straight over it, no Sort per pair.
+            lines = shown.splitlines()
+            at = next(n for n, line in enumerate(lines) if f"using {index} on {name} x" in line)
+            assert "Limit" in lines[at - 1], shown
