@@ -22,9 +22,13 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["MIN_ROWS", "GrowthAnalyzer", "analyze", "table_state"]
+__all__ = ["KEY_STATISTICS_TARGET", "MIN_ROWS", "GrowthAnalyzer", "analyze", "table_state"]
 
 MIN_ROWS: Final = 1000
+# Statistics target of these analyses: a sample of 300 × 10 rows instead of 300 × 100. The keys
+# are unique, so a small sample gives the same estimates (n_distinct -1, the table's size); the
+# default one cost the writer ~8 % of its Postgres time on a young database (40k core events).
+KEY_STATISTICS_TARGET: Final = 10
 _NAME: Final = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -81,7 +85,8 @@ async def table_state(connection: asyncpg.Connection,
 
 async def analyze(connection: asyncpg.Connection,
                   tables: Mapping[str, Sequence[str]]) -> dict[str, float]:
-    """ANALYZE each table's key columns and return the tables' new row estimates.
+    """ANALYZE each table's key columns, from a small sample (KEY_STATISTICS_TARGET), and return
+    the tables' new row estimates.
 
     Only the key columns: the plans go wrong on the tables' sizes, which any ANALYZE updates,
     and statistics of every column cost 3-7× as much (a 20k-row comment_records: 362 ms against
@@ -93,6 +98,8 @@ async def analyze(connection: asyncpg.Connection,
         if not _NAME.fullmatch(name):  # the names go into the SQL text
             raise ValueError(f"not a plain identifier: {name!r}")
     targets = ", ".join(f"{name} ({', '.join(columns)})" for name, columns in tables.items())
-    await connection.execute("ANALYZE (SKIP_LOCKED) " + targets)
+    async with connection.transaction():
+        await connection.execute(f"SET LOCAL default_statistics_target = {KEY_STATISTICS_TARGET}")
+        await connection.execute("ANALYZE (SKIP_LOCKED) " + targets)
     estimates, _ = await table_state(connection, tables)
     return estimates

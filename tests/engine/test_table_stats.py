@@ -5,7 +5,7 @@ they read a grown table whole."""
 from __future__ import annotations
 
 from engine.db import Database
-from engine.table_stats import MIN_ROWS, GrowthAnalyzer
+from engine.table_stats import KEY_STATISTICS_TARGET, MIN_ROWS, GrowthAnalyzer
 from engine.pipeline import IngestSettings, run_ingest
 from tests import factories as f
 from tests.helpers import MemorySource
@@ -49,5 +49,10 @@ async def test_the_writer_analyzes_a_table_when_it_has_doubled(writer_db: Databa
     # first (500 < the floor of 1,000) nor after the third (500 < the 1,000 rows it then held).
     assert await _reltuples(writer_db, "votes") == MIN_ROWS
     # Its key alone (the cheap part that fixes the plans); every column is autovacuum's job.
-    analyzed = await writer_db.fetch("SELECT attname FROM pg_stats WHERE tablename = 'votes'")
+    analyzed = await writer_db.fetch("SELECT attname, n_distinct, "
+                                     "cardinality(histogram_bounds::text::text[]) AS bounds "
+                                     "FROM pg_stats WHERE tablename = 'votes'")
     assert [row["attname"] for row in analyzed] == ["uri"]
+    # From a small sample: the key is unique, which a few thousand rows show as well as 30,000.
+    assert analyzed[0]["n_distinct"] == -1
+    assert analyzed[0]["bounds"] == KEY_STATISTICS_TARGET + 1
