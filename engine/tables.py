@@ -396,7 +396,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     # that would change one is refused: the conflict leaves the row alone, and `refused`
     # (below) finds it among the few staged rows the merge did not write.
     fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
-    where = f"({newer} OR {fills}) AND NOT ({_refusal(table, 't', 'EXCLUDED')})" if immutable else newer
+    refusal = _refusal(table, "t", "EXCLUDED", alive="EXCLUDED.deleted_at IS NULL")
+    where = f"({newer} OR {fills}) AND NOT ({refusal})" if immutable else newer
     returning = list(dict.fromkeys([*table.key, *table.tracked]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
@@ -411,7 +412,7 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
                      f"concat_ws(', ', {which}) AS columns FROM incoming AS i "
                      f"JOIN {table.name} AS s USING ({key}) "
                      f"WHERE ({', '.join('i.' + k for k in table.key)}) NOT IN "
-                     f"(SELECT {key} FROM merged) AND {_refusal(table, 's', 'i')})")
+                     f"(SELECT {key} FROM merged) AND {_refusal(table, 's', 'i', 'NOT i.deleted')})")
 
     outputs = ["(SELECT count(*) FROM merged) AS changed"]
     for col in tracked:
@@ -437,10 +438,9 @@ def _changes(column: str, stored: str, incoming: str) -> str:
             f"AND {incoming}.{column} IS DISTINCT FROM {stored}.{column})")
 
 
-def _refusal(table: Table, stored: str, incoming: str) -> str:
-    """SQL: the incoming version is newer, live, and would change an immutable column — it is
-    refused. (`incoming` is a staged row, or EXCLUDED, whose deleted_at says the same.)"""
-    alive = f"{incoming}.deleted_at IS NULL" if incoming == "EXCLUDED" else f"NOT {incoming}.deleted"
+def _refusal(table: Table, stored: str, incoming: str, alive: str) -> str:
+    """SQL: the incoming version is newer, live (`alive`: a staged row's `deleted` or the
+    inserted row's `deleted_at` says so), and would change an immutable column — it is refused."""
     live = f"{alive} AND " if table.tombstones else ""
     changes = " OR ".join(_changes(c, stored, incoming) for c in table.immutable)
     return f"{live}{stored}.{table.version} < {incoming}.{table.version} AND ({changes})"
