@@ -1,11 +1,11 @@
-"""Test helpers: an in-memory source and a one-call ingest."""
+"""Test helpers: an in-memory source, a one-call ingest, a plan as text."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from engine.db import Database
+from engine.db import Connection, Database
 from engine.decode import decode_jetstream
 from engine.errors import RejectedEvent
 from engine.pipeline import IngestSettings, run_ingest
@@ -42,3 +42,8 @@ async def ingest(db: Database, frames: Sequence[bytes], *, batch_size: int = 100
 
 async def table(db: Database, sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in await db.fetch(sql, *args)]
+
+
+async def explain(db: Database | Connection, sql: str, *args: Any) -> list[str]:
+    """The lines of `EXPLAIN sql` (planned for `args`)."""
+    return [row[0] for row in await db.fetch("EXPLAIN " + sql, *args)]

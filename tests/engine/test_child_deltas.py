@@ -20,7 +20,7 @@ from engine.records import DEFAULT_REGISTRY
 from engine.tables import merge_sql
 from engine.writer import WritePlan
 from tests import factories as f
-from tests.helpers import ingest, table
+from tests.helpers import explain, ingest, table
 
 C = f.did("community")
 POST_RKEY = f.tid(1)
@@ -156,11 +156,11 @@ async def test_pair_probes_use_an_exact_index_even_planned_on_an_empty_database(
     assert tallied.keys() == expected.keys()
     for name, index in expected.items():
         for statement in (tallied[name].before, tallied[name].measure):
-            shown = "\n".join(r[0] for r in await writer_db.fetch("EXPLAIN " + statement))
+            lines = await explain(writer_db, statement)
+            shown = "\n".join(lines)
             assert f"using {index} on {name} x" in shown, shown
             # The index is in the order of "newest" (a vote's ties in rev go to the greater
             # direction): the probe is a LIMIT straight over it, no Sort per pair.
-            lines = shown.splitlines()
             at = next(n for n, line in enumerate(lines) if f"using {index} on {name} x" in line)
             assert "Limit" in lines[at - 1], shown
 
@@ -188,7 +188,7 @@ async def test_no_statement_of_the_writer_reads_a_whole_index_on_a_young_databas
                        for step in ("before", "measure", "apply")}
     for name, sql in statements.items():
         args = [[P]] if "$1" in sql else []
-        lines = [r[0] for r in await writer_db.fetch("EXPLAIN " + sql, *args)]
+        lines = await explain(writer_db, sql, *args)
         for at, line in enumerate(lines):
             if re.search(r"Index (Only )?Scan (Backward )?using|Bitmap Index Scan on", line):
                 taken = lines[at + 1] if at + 1 < len(lines) else ""

@@ -6,7 +6,7 @@ from engine.db import Connection, Database
 from engine.records import DEFAULT_REGISTRY
 from engine.writer import WritePlan
 from tests import factories as f
-from tests.helpers import ingest, table
+from tests.helpers import explain, ingest, table
 
 C, U1, U2, STRANGER = f.did("c"), f.did("u1"), f.did("u2"), f.did("stranger")
 POST_RKEY = "3k7a3dmb5bk2c"
@@ -78,12 +78,12 @@ async def test_a_purge_finds_a_repos_records_through_an_index(writer_db: Databas
     comment_stats by author were read whole: ~1 s each on 1M rows.)"""
     plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
 
-    async def explain(connection: Connection) -> dict[str, str]:
+    async def purge_plans(connection: Connection) -> dict[str, str]:
         await connection.execute("SET LOCAL enable_seqscan = off")  # a scan only if no index
-        return {table.name: "\n".join(r[0] for r in await connection.fetch("EXPLAIN " + sql, [U1]))
+        return {table.name: "\n".join(await explain(connection, sql, [U1]))
                 for table, sql in plan.purge.items()}
 
-    plans = await writer_db.transaction(explain)
+    plans = await writer_db.transaction(purge_plans)
     assert {"post_records", "comment_stats", "votes", "subscriptions"} <= plans.keys()
     for name, shown in plans.items():
         assert "Seq Scan" not in shown, (name, shown)
