@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import asyncpg
 import pytest
 import trio
 
@@ -55,6 +56,24 @@ async def test_a_failed_call_does_not_spoil_the_next(bridge: None, database_url:
             await db.transaction(fail_in_transaction)
         assert await db.fetchval("SELECT to_regclass('pg_temp.t')") is None
         assert await db.fetchval("SELECT 2") == 2
+
+
+async def test_a_call_that_raised_a_driver_error_does_not_hand_its_connection_on(
+        bridge: None, database_url: str) -> None:
+    # A server's error answer leaves the connection ready; a driver error may not.
+    async def driver_trouble(connection: Connection) -> None:
+        raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
+
+    async with open_database(database_url, max_size=1) as db:
+        pid = await db.fetchval("SELECT pg_backend_pid()")
+        with pytest.raises(DatabaseUnavailable):
+            await db.run(driver_trouble)
+        replacement = await db.fetchval("SELECT pg_backend_pid()")
+        assert replacement != pid
+        with pytest.raises(DatabaseError):
+            await db.fetchval("SELECT 1/0")
+        assert await db.fetchval("SELECT pg_backend_pid()") == replacement
+        assert db.statistics()["size"] == 1
 
 
 async def test_more_callers_than_connections_all_finish(bridge: None, database_url: str) -> None:
