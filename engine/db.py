@@ -95,6 +95,7 @@ class Database:
         self.url = url
         self.name = name
         self._slow_query_s = slow_query_s
+        self._slots = trio.Semaphore(pool.max_size)  # one per connection: callers wait here
         self._waiting = 0
         self._durations = metrics.DB_QUERY_SECONDS.labels(name)
         self._slow = metrics.DB_SLOW_QUERIES.labels(name)
@@ -107,16 +108,15 @@ class Database:
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(connection, *args)` on the asyncio side with a pooled connection.
 
+        Callers beyond the pool's size wait here, on the Trio side, for at most CONNECT_TIMEOUT_S.
+
         Error handling: asyncpg and socket errors are translated (`translate_error`):
-        DatabaseUnavailable for transient failures, DatabaseError otherwise.
+        DatabaseUnavailable for transient failures or no connection free in time,
+        DatabaseError otherwise.
         """
 
         async def with_connection() -> T:
-            self._waiting += 1
-            try:
-                held = await self._pool.acquire(CONNECT_TIMEOUT_S)
-            finally:
-                self._waiting -= 1
+            held = await self._pool.acquire(CONNECT_TIMEOUT_S)
             clean = False  # cancelled mid-call: a statement may still be running
             try:
                 result: T = await fn(held.connection, *args, **kwargs)
@@ -130,7 +130,11 @@ class Database:
 
         started = time.perf_counter()
         try:
-            answer: T = await trio_asyncio.aio_as_trio(with_connection)()
+            await self._take_slot()
+            try:
+                answer: T = await trio_asyncio.aio_as_trio(with_connection)()
+            finally:
+                self._slots.release()
             return answer
         except Exception as exc:
             translated = _translated(exc)
@@ -142,6 +146,20 @@ class Database:
             self._durations.observe(elapsed)
             if elapsed >= self._slow_query_s:
                 self._slow.inc()
+
+    async def _take_slot(self) -> None:
+        if self._slots.value:  # a free slot means nobody is waiting for one
+            self._slots.acquire_nowait()
+            return
+        self._waiting += 1  # every connection is busy: wait, in order of arrival
+        try:
+            with trio.move_on_after(CONNECT_TIMEOUT_S):
+                await self._slots.acquire()
+                return
+        finally:
+            self._waiting -= 1
+        raise DatabaseUnavailable(f"database unavailable: no connection of {self.name}'s "
+                                  f"{self._pool.max_size} free within {CONNECT_TIMEOUT_S:g} s")
 
     async def transaction(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
                           *args: P.args, **kwargs: P.kwargs) -> T:

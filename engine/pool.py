@@ -9,13 +9,13 @@ This pool does the same job with plain data structures. Its fast path — an idl
 there, handed back clean — creates no task, future or timer:
 
   * `acquire` takes the most recently used idle connection (LIFO, so a quiet server keeps using
-    the same few), opens a new one while fewer than `max_size` exist, or else waits, in order
-    of arrival, for one to come back; only waiting and connecting are bounded by `timeout`.
-  * `release(held, clean=...)` hands the connection to the first waiter, or keeps it idle. A
-    connection is closed instead when the call did not end cleanly (cancelled: a statement may
-    still be running on the server), when the server ended it, when it is still inside a
-    transaction, or once it has served `max_uses` calls (Postgres backends grow with the plans
-    and catalog entries they cache).
+    the same few) or opens a new one. It never waits for a busy one: callers hold one of
+    `max_size` slots first (Database.run waits for a slot on the Trio side, where waiting
+    costs no asyncio task or timer and a cancelled caller never held a connection).
+  * `release(held, clean=...)` keeps the connection idle, or closes it when the call did not
+    end cleanly (cancelled: a statement may still be running on the server), when the server
+    ended it, when it is still inside a transaction, or once it has served `max_uses` calls
+    (Postgres backends grow with the plans and catalog entries they cache).
   * Idle connections beyond `min_size` unused for `idle_lifetime_s` are closed, checked at each
     release (no timers): after a burst the pool shrinks as traffic goes on.
 """
@@ -48,7 +48,8 @@ class Held:
 
 
 class ConnectionPool:
-    """Up to `max_size` connections made by `connect(timeout)`, shared by asyncio tasks.
+    """Up to `max_size` connections made by `connect(timeout)`, shared by asyncio tasks that
+    each hold one of `max_size` slots while they use one.
 
     Call every method from the asyncio side (inside the trio-asyncio loop).
     """
@@ -70,7 +71,6 @@ class ConnectionPool:
         self._idle: collections.deque[Held] = collections.deque()  # most recent on the right
         self._in_use: set[Held] = set()
         self._opening = 0
-        self._waiters: collections.deque[asyncio.Future[Held | None]] = collections.deque()
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._emptied: asyncio.Future[None] | None = None
@@ -105,10 +105,6 @@ class ConnectionPool:
             TimeoutError: connections were still busy after `timeout` (call `terminate`).
         """
         self._closed = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(asyncpg.InterfaceError("pool is closing"))
         while self._idle:
             self._close_gracefully(self._idle.popleft())
         async with asyncio.timeout(timeout):
@@ -133,27 +129,21 @@ class ConnectionPool:
 
         Raises:
             asyncpg.InterfaceError: the pool is closing.
-            TimeoutError: no connection came free, or none could be opened, within `timeout`.
+            TimeoutError: a new connection could not be opened within `timeout`.
+            RuntimeError: `max_size` connections are busy (the caller holds no slot).
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if self._closed:
-                raise asyncpg.InterfaceError("pool is closing")
-            while self._idle:
-                held = self._idle.pop()
-                if held.connection.is_closed():
-                    continue  # ended by the server while idle: forget it
+        if self._closed:
+            raise asyncpg.InterfaceError("pool is closing")
+        while self._idle:
+            held = self._idle.pop()
+            if not held.connection.is_closed():  # else ended by the server while idle: forget it
                 self._in_use.add(held)
                 return held
-            if self.size() < self.max_size:
-                held = await self._open(deadline - loop.time())
-                self._in_use.add(held)
-                return held
-            held_or_slot = await self._wait(deadline - loop.time())
-            if held_or_slot is not None:
-                return held_or_slot
-            # a connection was closed and its slot is free: try again
+        if self.size() >= self.max_size:
+            raise RuntimeError(f"all {self.max_size} connections are busy: hold a slot first")
+        held = await self._open(timeout)
+        self._in_use.add(held)
+        return held
 
     def release(self, held: Held, *, clean: bool) -> None:
         """Give back what `acquire` returned; `clean` is False when the call was cancelled."""
@@ -165,12 +155,6 @@ class ConnectionPool:
                 or held.uses >= self._max_uses):
             self._discard(held)
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._in_use.add(held)
-                waiter.set_result(held)
-                return
         now = self._clock()
         held.released_at = now
         self._idle.append(held)
@@ -196,23 +180,6 @@ class ConnectionPool:
             raise asyncpg.InterfaceError("pool is closing")
         return Held(connection)
 
-    async def _wait(self, timeout: float) -> Held | None:
-        waiter: asyncio.Future[Held | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                return await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                handed = waiter.result()  # handed over as we were cancelled: pass it on
-                if handed is not None:
-                    self.release(handed, clean=True)
-                else:
-                    self._slot_freed()
-            else:
-                waiter.cancel()
-            raise
-
     def _discard(self, held: Held) -> None:
         connection = held.connection
         if connection.is_closed():
@@ -236,12 +203,7 @@ class ConnectionPool:
             connection.terminate()
 
     def _slot_freed(self) -> None:
-        """A connection is gone: wake the first waiter to open one, or finish a close."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        """A connection is gone: finish a close that waited for it."""
         if self._emptied is not None and not self._in_use and not self._opening \
                 and not self._emptied.done():
             self._emptied.set_result(None)

@@ -10,6 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 import trio
+import trio.testing
+
+import engine.db
 
 from engine.db import Connection, Database, open_database
 from engine.errors import DatabaseError, DatabaseUnavailable
@@ -91,6 +94,32 @@ async def test_more_callers_than_connections_all_finish(bridge: None, database_u
                 for n in range(8):
                     nursery.start_soon(call, n)
         assert sorted(done) == list(range(8))
+
+
+async def test_a_caller_waits_for_a_connection_at_most_connect_timeout(
+        bridge: None, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.db, "CONNECT_TIMEOUT_S", 0.2)
+    async with open_database(database_url, max_size=1) as db:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.fetchval, "SELECT pg_sleep(1)")
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(DatabaseUnavailable, match="no connection .* free within 0.2 s"):
+                await db.fetchval("SELECT 1")
+        assert db.statistics() == {"size": 1, "idle": 1, "max": 1}
+        assert await db.fetchval("SELECT 2") == 2
+
+
+async def test_a_caller_cancelled_while_waiting_leaves_no_slot_taken(
+        bridge: None, database_url: str) -> None:
+    async with open_database(database_url, max_size=1) as db:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.fetchval, "SELECT pg_sleep(0.2)")
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.move_on_after(0.05):
+                await db.fetchval("SELECT 1")
+        for _ in range(3):  # with a slot lost, the second call would wait for ever
+            with trio.fail_after(5):
+                assert await db.fetchval("SELECT 3") == 3
 
 
 async def test_a_cancelled_call_releases_its_connection(bridge: None, database_url: str) -> None:
