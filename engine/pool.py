@@ -44,7 +44,6 @@ class Held:
     connection: asyncpg.Connection
     uses: int = 0
     released_at: float = 0.0
-    clean_end: bool = True  # its last call ended outside any statement or transaction
 
 
 class ConnectionPool:
@@ -149,11 +148,10 @@ class ConnectionPool:
         """Give back what `acquire` returned; `clean` is False when the call was cancelled."""
         self._in_use.discard(held)
         held.uses += 1
-        held.clean_end = clean and not held.connection.is_in_transaction()
         connection = held.connection
-        if (not clean or self._closed or connection.is_closed() or connection.is_in_transaction()
-                or held.uses >= self._max_uses):
-            self._discard(held)
+        idle_now = clean and not connection.is_in_transaction()  # no statement, no transaction
+        if not idle_now or self._closed or connection.is_closed() or held.uses >= self._max_uses:
+            self._discard(held, graceful=idle_now)
             return
         now = self._clock()
         held.released_at = now
@@ -180,14 +178,12 @@ class ConnectionPool:
             raise asyncpg.InterfaceError("pool is closing")
         return Held(connection)
 
-    def _discard(self, held: Held) -> None:
-        connection = held.connection
-        if connection.is_closed():
-            pass  # the server or the driver ended it already
-        elif held.clean_end:
-            self._close_gracefully(held)
-        else:
-            connection.terminate()  # a statement may still be running: don't wait on it
+    def _discard(self, held: Held, *, graceful: bool) -> None:
+        if not held.connection.is_closed():  # else the server or the driver ended it already
+            if graceful:
+                self._close_gracefully(held)
+            else:  # a statement or transaction may still be open: don't wait on it
+                held.connection.terminate()
         self._slot_freed()
 
     def _close_gracefully(self, held: Held) -> None:
