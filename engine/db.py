@@ -96,13 +96,13 @@ class Database:
         self.name = name
         self._slow_query_s = slow_query_s
         self._slots = trio.Semaphore(pool.max_size)  # one per connection: callers wait here
-        self._waiting = 0
         self._durations = metrics.DB_QUERY_SECONDS.labels(name)
         self._slow = metrics.DB_SLOW_QUERIES.labels(name)
         for state, read in (("open", pool.size), ("idle", pool.idle),
                             ("max", lambda: pool.max_size)):
             metrics.DB_POOL_CONNECTIONS.labels(name, state).set_function(read)
-        metrics.DB_POOL_WAITING.labels(name).set_function(lambda: self._waiting)
+        metrics.DB_POOL_WAITING.labels(name).set_function(
+            lambda: self._slots.statistics().tasks_waiting)
 
     async def run(self, fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
                   *args: P.args, **kwargs: P.kwargs) -> T:
@@ -151,13 +151,9 @@ class Database:
         if self._slots.value:  # a free slot means nobody is waiting for one
             self._slots.acquire_nowait()
             return
-        self._waiting += 1  # every connection is busy: wait, in order of arrival
-        try:
-            with trio.move_on_after(CONNECT_TIMEOUT_S):
-                await self._slots.acquire()
-                return
-        finally:
-            self._waiting -= 1
+        with trio.move_on_after(CONNECT_TIMEOUT_S):  # all busy: wait, in order of arrival
+            await self._slots.acquire()
+            return
         raise DatabaseUnavailable(f"database unavailable: no connection of {self.name}'s "
                                   f"{self._pool.max_size} free within {CONNECT_TIMEOUT_S:g} s")
 
@@ -196,8 +192,9 @@ class Database:
         return await self.run(lambda c: c.execute(sql, *args))
 
     def statistics(self) -> dict[str, int]:
-        """Pool size, idle and max, for gauges."""
-        return {"size": self._pool.size(), "idle": self._pool.idle(), "max": self._pool.max_size}
+        """Pool size, idle, max and callers waiting for a connection, for gauges."""
+        return {"size": self._pool.size(), "idle": self._pool.idle(), "max": self._pool.max_size,
+                "waiting": self._slots.statistics().tasks_waiting}
 
 
 def _translated(exc: Exception) -> BaseException:

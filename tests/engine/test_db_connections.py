@@ -103,9 +103,17 @@ async def test_a_caller_waits_for_a_connection_at_most_connect_timeout(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(db.fetchval, "SELECT pg_sleep(1)")
             await trio.testing.wait_all_tasks_blocked()
+            waited: list[int] = []
+
+            async def watch() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                waited.append(db.statistics()["waiting"])
+
+            nursery.start_soon(watch)
             with pytest.raises(DatabaseUnavailable, match="no connection .* free within 0.2 s"):
                 await db.fetchval("SELECT 1")
-        assert db.statistics() == {"size": 1, "idle": 1, "max": 1}
+        assert waited == [1]
+        assert db.statistics() == {"size": 1, "idle": 1, "max": 1, "waiting": 0}
         assert await db.fetchval("SELECT 2") == 2
 
 
