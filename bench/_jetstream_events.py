@@ -6,7 +6,9 @@ Used by `bench/emulator.py`; also reads JSONL event files and builds the OVERSIZ
 from __future__ import annotations
 
 import io
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -14,7 +16,7 @@ from typing import Final
 import orjson
 import zstandard
 
-__all__ = ["BufferedEvent", "oversize_event", "read_events"]
+__all__ = ["BufferedEvent", "iter_events", "oversize_event", "read_events"]
 
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 
@@ -83,11 +85,21 @@ def oversize_event(size: int, time_us: int) -> BufferedEvent:
     return BufferedEvent(raw, time_us, "did:plc:emulatoroversize", "bench.emulator.oversize")
 
 
-def read_events(path: str | Path) -> list[bytes]:
-    """Read a JSONL file of events, plain or whole-file zstd (no dictionary); skip blank lines."""
-    data = Path(path).read_bytes()
-    if data.startswith(ZSTD_MAGIC):
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data),
-                                                            read_across_frames=True)
-        data = reader.read()
-    return [line for line in data.split(b"\n") if line.strip()]
+def iter_events(path: str | Path, limit: int | None = None) -> Iterator[bytes]:
+    """The events of a JSONL file, plain or whole-file zstd (no dictionary), read as needed;
+    blank lines skipped. With `limit`, only the first `limit` (a cached workload may hold millions
+    more than a run offers)."""
+    with Path(path).open("rb") as raw:
+        magic = raw.read(len(ZSTD_MAGIC))
+        raw.seek(0)
+        lines: Iterator[bytes] = raw
+        if magic == ZSTD_MAGIC:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            lines = io.BufferedReader(reader)  # type: ignore[arg-type]
+        events = (line.rstrip(b"\n") for line in lines if line.strip())
+        yield from itertools.islice(events, limit)
+
+
+def read_events(path: str | Path, limit: int | None = None) -> list[bytes]:
+    """`iter_events` as a list."""
+    return list(iter_events(path, limit))

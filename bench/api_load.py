@@ -50,9 +50,10 @@ __all__ = ["ApiLoad", "Step", "main", "run_api_load"]
 
 THINK_S: Final = (0.5, 2.0)
 STEP_S: Final = 6.0  # seconds per saturation step
-FIRST_RATE: Final = 25.0  # low enough that a Postgres-bound endpoint passes a step or two
-# Hello-world answers hundreds a second: its sweep starts higher, saving ~4 steps of the budget.
-HELLO_FIRST_RATE: Final = 100.0
+# Every endpoint here answers hundreds a second (from 25/s the feed sweeps spent 4 steps each, ~75 s
+# of the suite, below it); a server that misses the first step is swept downwards instead.
+FIRST_RATE: Final = 100.0
+LOWEST_RATE: Final = 1.0
 RATE_FACTOR: Final = 1.5
 REFINE_STEPS: Final = 2  # bisections after the sweep: the saturation rate to within ~11 %
 P95_LIMIT_S: Final = 0.100
@@ -258,8 +259,9 @@ def load(server: _Server, requests: list[tuple[str, str]], postmaster: int | Non
 def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int | None,
              step_s: float, progress: Any, label: str, first_rate: float = FIRST_RATE) -> list[Step]:
     """Rising open-loop rates from `first_rate` until a step misses (p95, errors or
-    throughput), then one more; then REFINE_STEPS steps between the highest rate passed and the
-    lowest missed above it (each halves the gap on a log scale: 1.5× becomes ~1.11×).
+    throughput), then one more (falling rates instead until one passes, if none did); then
+    REFINE_STEPS steps between the highest rate passed and the lowest missed above it (each
+    halves the gap on a log scale: 1.5× becomes ~1.11×).
 
     Returns the steps in the order run."""
     steps: list[Step] = []
@@ -279,6 +281,10 @@ def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int |
     while misses < 2:
         misses += 0 if run(rate).ok else 1
         rate *= RATE_FACTOR
+    rate = first_rate
+    while not any(s.ok for s in steps) and rate / RATE_FACTOR >= LOWEST_RATE:
+        rate /= RATE_FACTOR
+        run(rate)
     passed = [s.rate for s in steps if s.ok]
     if passed:
         low = max(passed)
@@ -322,7 +328,7 @@ def run_api_load(server: BenchServer, dataset: Dataset, *, users: int = 100, sec
     hello = hello_server()
     try:
         saturation["hello"] = saturate(hello, [("hello", "/xrpc/bench.hello")], None, step_s,
-                                       progress, "hello-world", first_rate=HELLO_FIRST_RATE)
+                                       progress, "hello-world")
     finally:
         hello.close()
     api = api_server(url)

@@ -378,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=6008, help="port (default 6008; 0 = any)")
     parser.add_argument("--rate", type=float, help="events/s per connection (default: max)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="serve only the first N events of FILE (default: all)")
     parser.add_argument("--zstd-dictionary", metavar="PATH", type=Path,
                         help="zstd dictionary for compress=true (Jetstream v1's .zdict)")
     parser.add_argument("--loop", action="store_true",
@@ -387,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "(uncompressed only), as Jetstream stamps live events")
     args = parser.parse_args(argv)
     dictionary = args.zstd_dictionary.read_bytes() if args.zstd_dictionary else None
-    emulator = JetstreamEmulator(read_events(args.file), rate=args.rate,
+    emulator = JetstreamEmulator(read_events(args.file, args.limit), rate=args.rate,
                                  zstd_dictionary=dictionary, loop=args.loop,
                                  stamp_time=args.stamp_time)
     try:

@@ -95,10 +95,13 @@ HEADER: Final = ("| run | events | seconds | events/s | CPU s/100k: this process
 class Emulator:
     """`python -m bench.emulator FILE` in a child process (so its CPU is not the engine's)."""
 
-    def __init__(self, path: Path, *, rate: float | None = None, stamp_time: bool = False) -> None:
+    def __init__(self, path: Path, *, rate: float | None = None, stamp_time: bool = False,
+                 limit: int | None = None) -> None:
         command = [sys.executable, "-m", "bench.emulator", str(path), "--port", "0"]
         if rate is not None:
             command += ["--rate", str(rate)]
+        if limit is not None:
+            command += ["--limit", str(limit)]
         if stamp_time:
             command.append("--stamp-time")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)

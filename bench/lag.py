@@ -35,13 +35,18 @@ from engine.db import open_bridge, open_database
 from engine.reconcile import reconcile
 from engine.sources.jetstream import DEFAULT_TRANSPORT
 
+from ._jetstream_events import iter_events
 from ._measure import ROOT, CpuClock, process_cpu_s
-from ._postgres import BenchServer, open_server
+from ._postgres import CACHE_DIR, BenchServer, open_server
 from .ingest import Emulator
+from .workload import EventFile, cached_workload
 
-__all__ = ["BOUNDED_P99_S", "GIVE_UP_LAG_S", "GRACE_S", "LagRun", "OverloadRun", "lag_run",
-           "main", "overload_run"]
+__all__ = ["BOUNDED_P99_S", "GIVE_UP_LAG_S", "GRACE_S", "LAG_SEED", "OVERLOAD_SEED", "WORKLOADS_DIR",
+           "LagRun", "OverloadRun", "lag_run", "main", "overload_run"]
 
+WORKLOADS_DIR: Final = CACHE_DIR / "workloads"  # the offered streams, kept between runs
+LAG_SEED: Final = 2  # the lag sweep's stream; the overload's is another
+OVERLOAD_SEED: Final = 3
 GRACE_S: Final = 15.0  # after the offer ends, how long the engine may take to catch up
 GIVE_UP_LAG_S: Final = 10.0  # lag beyond this (2 × BOUNDED_P99_S): the rate is not sustainable
 BOUNDED_P99_S: Final = 5.0
@@ -96,18 +101,6 @@ class OverloadRun:
         return not self.missing and self.rejects == 0 and self.drift == 0 and self.lag.caught_up
 
 
-def write_head(source: Path, target: Path, lines: int) -> int:
-    """Copy the first `lines` lines of `source` to `target`; return how many there were."""
-    count = 0
-    with source.open("rb") as reader, target.open("wb") as writer:
-        for line in reader:
-            if count == lines:
-                break
-            writer.write(line)
-            count += 1
-    return count
-
-
 def _engine(url: str, ws_url: str, events: int, transport: str, max_seconds: float,
             give_up_lag_s: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench._engine_run", url, ws_url, "--events", str(events),
@@ -120,40 +113,37 @@ def _engine(url: str, ws_url: str, events: int, transport: str, max_seconds: flo
     return result
 
 
-def _offer(server: BenchServer, master: Path, work: Path, name: str, rate: float, offered: int,
+def _offer(server: BenchServer, master: EventFile, name: str, rate: float, offered: int,
            transport: str, max_seconds: float, give_up_lag_s: float) -> tuple[str, LagRun]:
-    path = work / f"{name}.jsonl"
-    offered = write_head(master, path, offered)
+    offered = min(offered, master.events)
     url = server.fresh(name)
-    with Emulator(path, rate=rate, stamp_time=True) as emulator:
+    with Emulator(master.path, rate=rate, stamp_time=True, limit=offered) as emulator:
         clock = CpuClock(server.postmaster)
         emulator_before = process_cpu_s(emulator.pid)
         result = _engine(url, emulator.url, offered, transport, max_seconds, give_up_lag_s)
         emulator_s = process_cpu_s(emulator.pid) - emulator_before
         time.sleep(0.5)  # the engine's backend has exited: let the postmaster reap it
         cpu = clock.stop()
-    path.unlink()
     return url, LagRun(rate, offered / rate, offered, result, cpu.postgres_s, emulator_s)
 
 
-def lag_run(server: BenchServer, master: Path, work: Path, rate: float, duration_s: float,
+def lag_run(server: BenchServer, master: EventFile, rate: float, duration_s: float,
             transport: str) -> LagRun:
     """Offer `rate` events/s for `duration_s` (or as many events as `master` holds)."""
-    url, run = _offer(server, master, work, f"lag{int(rate)}", rate, int(rate * duration_s),
+    url, run = _offer(server, master, f"lag{int(rate)}", rate, int(rate * duration_s),
                       transport, duration_s + GRACE_S, GIVE_UP_LAG_S)
     server.drop(url)
     return run
 
 
-def overload_run(server: BenchServer, master: Path, work: Path, rate: float, burst_s: float,
+def overload_run(server: BenchServer, master: EventFile, rate: float, burst_s: float,
                  transport: str, drain_rate: float) -> OverloadRun:
     """Offer `rate` events/s for `burst_s` s and wait until the engine drained all of it
     (at `drain_rate`, with a margin); then check that nothing is missing."""
     offered = int(rate * burst_s)
     max_seconds = burst_s + 3 * offered / max(drain_rate, 1.0) + 60
-    url, run = _offer(server, master, work, "overload", rate, offered, transport, max_seconds,
-                      math.inf)
-    expected = expected_rows(master, run.offered)
+    url, run = _offer(server, master, "overload", rate, offered, transport, max_seconds, math.inf)
+    expected = expected_rows(master.path, run.offered)
     missing, rejects, drift = trio.run(_check, url, expected)
     server.drop(url)
     return OverloadRun(rate, burst_s, run, missing, rejects, drift)
@@ -163,14 +153,11 @@ def expected_rows(path: Path, events: int) -> dict[str, int]:
     """Rows each record table must hold after the first `events` events: one per distinct record
     (deletes leave tombstones)."""
     keys: dict[str, set[tuple[str, str]]] = {table: set() for table in COLLECTION_TABLES.values()}
-    with path.open("rb") as reader:
-        for number, line in enumerate(reader):
-            if number == events:
-                break
-            event = orjson.loads(line)
-            commit = event.get("commit")
-            if commit and commit["collection"] in COLLECTION_TABLES:
-                keys[COLLECTION_TABLES[commit["collection"]]].add((event["did"], commit["rkey"]))
+    for line in iter_events(path, events):
+        event = orjson.loads(line)
+        commit = event.get("commit")
+        if commit and commit["collection"] in COLLECTION_TABLES:
+            keys[COLLECTION_TABLES[commit["collection"]]].add((event["did"], commit["rkey"]))
     return {table: len(found) for table, found in keys.items()}
 
 
@@ -198,15 +185,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="Jetstream transport: trio-websocket or sansio")
     args = parser.parse_args(argv)
     from ._report import lag_table
-    from .workload import generate, write_jsonl
 
     runs: list[LagRun] = []
-    with tempfile.TemporaryDirectory(prefix="coves-lag-") as work_dir, open_server() as server:
-        work = Path(work_dir)
-        master = work / "offer.jsonl"
-        write_jsonl(master, generate(int(max(args.rates) * args.duration), mix=args.mix, seed=2))
+    with open_server() as server:
+        master = cached_workload(WORKLOADS_DIR, int(max(args.rates) * args.duration), mix=args.mix,
+                                 seed=LAG_SEED)
         for rate in args.rates:
-            run = lag_run(server, master, work, rate, args.duration, args.transport)
+            run = lag_run(server, master, rate, args.duration, args.transport)
             runs.append(run)
             print(f"{args.mix} @ {rate:,.0f} ev/s: p99 {run.result['p99'] * 1000:,.0f} ms, "
                   f"bounded {run.bounded}", flush=True)

@@ -36,8 +36,8 @@ from ._postgres import open_server
 from ._report import Suite, Target, plots, render, replace_section
 from .api_load import ApiLoad, run_api_load
 from .ingest import Run, throughput_runs
-from .lag import GRACE_S, lag_run, overload_run
-from .workload import generate, write_jsonl
+from .lag import GRACE_S, LAG_SEED, OVERLOAD_SEED, WORKLOADS_DIR, lag_run, overload_run
+from .workload import cached_workload, generate, write_jsonl
 
 __all__ = ["Options", "cpu_floor", "main", "run_suite", "targets"]
 
@@ -58,12 +58,15 @@ class Options:
     api_step_s: float = 5.0
     api_profile: bool = True
     transport: str = DEFAULT_TRANSPORT
+    # Where the lag and overload streams are kept between runs (None: the run's temporary
+    # directory). Generating the overload's 6M events took ~80 s of the suite.
+    workloads: Path | None = WORKLOADS_DIR
 
     @classmethod
     def quick(cls) -> Options:
         return cls(events=2000, rates=(1000,), duration_s=2, burst_s=1,
                    naive_s=1, api_scale=0.0005, api_users=10, api_seconds=2, api_step_s=0.5,
-                   api_profile=False)
+                   api_profile=False, workloads=None)
 
 
 def _best(runs: dict[str, Run]) -> Run:
@@ -90,6 +93,7 @@ def run_suite(options: Options, progress: object = print) -> Suite:
     suite = Suite(header, options.events, {}, {}, {}, None, options.transport)
     with tempfile.TemporaryDirectory(prefix="coves-bench-") as work_dir, open_server() as server:
         work = Path(work_dir)
+        workloads = options.workloads or work / "workloads"
         for mix in ("core", "coves"):
             path = work / f"{mix}.jsonl"
             write_jsonl(path, generate(options.events, mix=mix))
@@ -99,13 +103,12 @@ def run_suite(options: Options, progress: object = print) -> Suite:
         for mix, rates in (("coves", options.rates), ("core", options.core_rates)):
             if not rates:
                 continue
-            master = work / f"{mix}-lag.jsonl"
             events = _lag_events(options, suite.throughput[mix], rates)
-            say(f"== lag, {mix} mix (generating {events:,} events)")
-            write_jsonl(master, generate(events, mix=mix, seed=2))
+            say(f"== lag, {mix} mix ({events:,} events)")
+            master = cached_workload(workloads, events, mix=mix, seed=LAG_SEED)
             suite.lag[mix] = []
             for rate in rates:
-                run = lag_run(server, master, work, rate, options.duration_s, options.transport)
+                run = lag_run(server, master, rate, options.duration_s, options.transport)
                 suite.lag[mix].append(run)
                 say(f"{mix} @ {rate:,.0f} ev/s: p99 {run.result['p99'] * 1000:,.0f} ms, "
                     f"bounded {run.bounded}")
@@ -113,11 +116,11 @@ def run_suite(options: Options, progress: object = print) -> Suite:
                 sustainable = suite.highest_bounded(mix) or min(rates)
                 rate = 10 * sustainable
                 say(f"== overload, {mix} mix: {rate:,.0f} ev/s for {options.burst_s:g} s")
-                write_jsonl(master, generate(int(rate * options.burst_s), mix=mix, seed=3))
-                suite.overload[mix] = overload_run(server, master, work, rate, options.burst_s,
+                burst = cached_workload(workloads, int(rate * options.burst_s), mix=mix,
+                                        seed=OVERLOAD_SEED)
+                suite.overload[mix] = overload_run(server, burst, rate, options.burst_s,
                                                    options.transport, _best(suite.throughput[mix]).rate)
                 say(f"nothing missing: {suite.overload[mix].nothing_missing}")
-            master.unlink()
         say("== API load")
         suite.api = run_api_load(server, Dataset().scaled(options.api_scale),
                                  users=options.api_users, seconds=options.api_seconds,

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from bench._jetstream_events import read_events
-from bench.workload import MIXES, generate, write_jsonl
+from bench import workload
+from bench.workload import MIXES, cached_workload, generate, write_jsonl
 from engine import syntax
 from engine.decode import decode_jetstream
 from engine.records import DEFAULT_REGISTRY
@@ -70,3 +72,44 @@ def test_popularity_is_skewed_towards_a_few_communities() -> None:
     ranked = [count for _, count in posts.most_common()]
     assert ranked[0] > 5 * ranked[len(ranked) // 2]  # Zipf: the top one dwarfs the median
     assert sum(ranked[:20]) > 0.5 * sum(ranked)  # the top 10 % of 200 get most posts
+
+
+def test_a_shorter_stream_is_the_head_of_a_longer_one() -> None:
+    longer = list(generate(3000, seed=4))
+    for events in (1, 150, 220, 2999):  # within the profiles, the first posts, the mix
+        assert list(generate(events, seed=4)) == longer[:events]
+
+
+def test_a_kept_workload_serves_any_shorter_head_and_a_longer_one_replaces_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    real = workload.generate
+
+    def counting(events: int, **kwargs: object) -> Iterator[bytes]:
+        made.append(events)
+        return real(events, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workload, "generate", counting)
+    first = cached_workload(tmp_path, 800, mix="coves", seed=6)
+    assert (first.events, made) == (800, [800])
+    assert read_events(first.path) == list(real(800, seed=6))
+
+    head = cached_workload(tmp_path, 300, mix="coves", seed=6)
+    assert (head.path, head.events, made) == (first.path, 300, [800])  # no new generation
+    assert read_events(head.path, head.events) == list(real(300, seed=6))
+
+    other = cached_workload(tmp_path, 300, mix="core", seed=6)  # another stream: its own file
+    longer = cached_workload(tmp_path, 1200, mix="coves", seed=6)
+    assert made == [800, 300, 1200]
+    assert read_events(longer.path) == list(real(1200, seed=6))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longer.path.name, other.path.name])
+
+
+def test_kept_workloads_of_other_code_and_cut_short_writes_are_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "coves-seed6-000000000000-5000.jsonl.zst"  # another fingerprint
+    cut_short = tmp_path / ".partial-123-coves-seed6-000000000000-5000.jsonl.zst"
+    stale.write_bytes(b"")
+    cut_short.write_bytes(b"")
+    kept = cached_workload(tmp_path, 100, mix="coves", seed=6)
+    assert [p.name for p in tmp_path.iterdir()] == [kept.path.name]
+    assert read_events(kept.path) == list(generate(100, seed=6))
