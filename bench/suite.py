@@ -1,7 +1,8 @@
 """The whole benchmark suite in one command: ingest throughput, lag, overload and API load.
 
-    python -m bench              # ~30 min on two cores (see RESULTS.md: issue 8 asks for 15);
-                                 # rewrites the suite run in bench/RESULTS.md and bench/plots/*.png
+    python -m bench              # ~21 min on two cores (RESULTS.md: issue 8 asks for 15, and
+                                 # why the lag and overload runs alone take ~15 here); rewrites
+                                 # the suite run in bench/RESULTS.md and bench/plots/*.png
     python -m bench --quick      # smoke run (CI): tiny sizes, same code paths, writes nothing
                                  # (or into --out DIR)
 
@@ -9,8 +10,9 @@ Per mix ("core": subscriptions and community updates; "coves": the forum) it run
 throughput run of bench/ingest.py on the same generated file; the lag sweep of bench/lag.py
 (the forum mix at every rate); the overload burst on the forum mix; and bench/api_load.py.
 Then it checks issue 8's targets, writes the report and the plots. Postgres: DATABASE_URL's
-server, else an embedded one kept in ~/.cache/coves-bench (the API dataset, ~4 min to build, is
-kept there between runs).
+server, else an embedded one kept in ~/.cache/coves-bench. Kept there between runs: the API
+dataset (~4 min to build) and the lag and overload streams (~2 min to generate, 0.45 GB), so a
+machine's first run takes ~6 min longer.
 """
 
 from __future__ import annotations
