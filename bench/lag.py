@@ -23,7 +23,6 @@ import dataclasses
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
