@@ -261,15 +261,14 @@ def load(server: _Server, requests: list[tuple[str, str]], postmaster: int | Non
 def warm_up(server: _Server, requests: list[tuple[str, str]], step_s: float) -> None:
     """Send each request about once, at WARM_UP_RATE, before anything is measured: the pool's
     connections and plans, and the pages the requests read (in the suite the overload before
-    has pushed the dataset out of memory: a cold sweep missed at 759/s and then passed 686/s
-    with a p95 of 9 ms)."""
+    has pushed the dataset out of memory). The sweeps' steps below FIRST_RATE used to do this."""
     seconds = min(len(requests) / WARM_UP_RATE, WARM_UP_STEPS * step_s)
     load(server, requests, None, mode="rate", rate=WARM_UP_RATE, seconds=seconds)
 
 
 def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int | None,
-             step_s: float, progress: Any, label: str, first_rate: float = FIRST_RATE) -> list[Step]:
-    """Rising open-loop rates from `first_rate` until a rate misses (p95, errors or
+             step_s: float, progress: Any, label: str) -> list[Step]:
+    """Rising open-loop rates from FIRST_RATE until a rate misses (p95, errors or
     throughput) twice in a row (falling rates instead until one passes, if none did); then
     REFINE_STEPS steps between the highest rate passed and the lowest missed above it (each
     halves the gap on a log scale: 1.5× becomes ~1.11×). A miss counts once repeated: on this
@@ -292,10 +291,10 @@ def saturate(server: _Server, requests: list[tuple[str, str]], postmaster: int |
     def missed_twice(rate: float) -> bool:
         return not run(rate).ok and not run(rate).ok
 
-    rate = first_rate
+    rate = FIRST_RATE
     while not missed_twice(rate):
         rate *= RATE_FACTOR
-    rate = first_rate
+    rate = FIRST_RATE
     while not any(s.ok for s in steps) and rate / RATE_FACTOR >= LOWEST_RATE:
         rate /= RATE_FACTOR
         run(rate)

@@ -277,12 +277,15 @@ def cached_workload(directory: Path, events: int, *, mix: str, seed: int) -> Eve
     """
     directory.mkdir(parents=True, exist_ok=True)
     code, stream = _code_fingerprint(), f"{mix}-seed{seed}"
+    kept = None
     for path in directory.glob("*.jsonl.zst"):
         found = _CACHED_NAME.fullmatch(path.name)
         if found is None or found["code"] != code:
             path.unlink()
         elif found["stream"] == stream and int(found["events"]) >= events:
-            return EventFile(path, events)
+            kept = path
+    if kept is not None:
+        return EventFile(kept, events)
     target = directory / f"{stream}-{code}-{events}.jsonl.zst"
     partial = directory / f".partial-{os.getpid()}-{target.name}"  # removed above if left
     write_jsonl(partial, generate(events, mix=mix, seed=seed))
