@@ -77,9 +77,9 @@ _REJECT_COLUMNS: Final = ("fingerprint", "reason", "detail", "source", "did", "c
                           "rev", "time_us", "cursor", "raw", "raw_size", "seen_count")
 _STAGE_REJECTS_DDL: Final = """
     CREATE TEMP TABLE IF NOT EXISTS stage_ingest_rejects (
-        fingerprint bytea, reason text, detail text, source text, did text, collection text,
-        rkey text, rev text, time_us bigint, cursor bigint, raw bytea, raw_size integer,
-        seen_count integer
+        fingerprint bytea, reason text, detail text, source text, did text COLLATE "C",
+        collection text, rkey text, rev text, time_us bigint, cursor bigint, raw bytea,
+        raw_size integer, seen_count integer
     ) ON COMMIT DELETE ROWS"""
 # Staged rows are unique per fingerprint (collapsed in Python), in arrival order.
 _MERGE_REJECTS: Final = f"""

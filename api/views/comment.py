@@ -85,7 +85,8 @@ WITH RECURSIVE {_ROOT},{page},
 shown AS (SELECT page.uri, page.k, row_number() OVER (ORDER BY page.k DESC, page.uri DESC) AS ord
             FROM page),
 tree(uri, parent_uri, depth, ord) AS (
-    SELECT shown.uri, :post::text, 0, shown.ord FROM shown WHERE shown.ord <= :limit
+    -- The parent column is an AT-URI as comments.uri is: byte-wise (sql/0012).
+    SELECT shown.uri, :post::text COLLATE "C", 0, shown.ord FROM shown WHERE shown.ord <= :limit
     UNION ALL
     SELECT reply.uri, t.uri, t.depth + 1, reply.ord
       FROM tree AS t

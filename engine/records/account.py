@@ -12,6 +12,7 @@ from typing import Final
 
 from ..events import Event
 from ..tables import Column, RowOp, Table
+from .fields import IDENTIFIER
 
 __all__ = ["KINDS", "RECOUNTS", "TABLE", "TABLES", "handle"]
 
@@ -20,7 +21,7 @@ KINDS: Final = ("account",)
 TABLE: Final = Table(
     name="account_events",  # staging only: the merge updates `identities`
     key=("did",),
-    columns=(Column("did", "text"), Column("active", "boolean"), Column("status", "text"),
+    columns=(Column("did", IDENTIFIER), Column("active", "boolean"), Column("status", "text"),
              Column("time_us", "bigint")),
     version="time_us",
     tombstones=False,

@@ -18,12 +18,12 @@ COLLECTION: Final = "social.coves.aggregator.authorization"
 
 TABLE: Final = fields.record_table(
     "aggregator_authorizations",
-    Column("aggregator_did", immutable=True),
+    Column("aggregator_did", fields.IDENTIFIER, immutable=True),
     Column("enabled", "boolean"),
     Column("config", "jsonb"),
-    Column("created_by"),
+    Column("created_by", fields.IDENTIFIER),
     Column("disabled_at", "timestamptz"),
-    Column("disabled_by"),
+    Column("disabled_by", fields.IDENTIFIER),
     Column("created_at", "timestamptz"),
     repo="community_did",
     actors=("community_did", "aggregator_did"),

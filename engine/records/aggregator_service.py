@@ -20,7 +20,7 @@ TABLE: Final = fields.record_table(
     Column("display_name"),
     Column("description"),
     Column("avatar_cid"),
-    Column("maintainer"),
+    Column("maintainer", fields.IDENTIFIER),
     Column("source_url"),
     Column("config_schema", "jsonb"),
     Column("record", "jsonb"),

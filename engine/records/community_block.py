@@ -17,7 +17,7 @@ COLLECTION: Final = "social.coves.community.block"
 
 TABLE: Final = fields.record_table(
     "community_blocks",
-    Column("subject", immutable=True),
+    Column("subject", fields.IDENTIFIER, immutable=True),
     Column("created_at", "timestamptz"),
     actors=("did", "subject"),
 )

@@ -24,9 +24,9 @@ URI_MARK: Final = f"/{COLLECTION}/"
 
 TABLE: Final = fields.record_table(
     "comment_records",
-    Column("root_uri", immutable=True),
+    Column("root_uri", fields.IDENTIFIER, immutable=True),
     Column("root_cid", immutable=True),
-    Column("parent_uri", immutable=True),
+    Column("parent_uri", fields.IDENTIFIER, immutable=True),
     Column("parent_cid", immutable=True),
     Column("content"),
     Column("facets", "jsonb"),
@@ -39,8 +39,8 @@ TABLE: Final = fields.record_table(
 # The narrow twin holding counters and thread keys (sql/0005), written with the same rev.
 STATS: Final = fields.stats_table(
     "comment_stats",
-    Column("root_uri", immutable=True),
-    Column("parent_uri", immutable=True),
+    Column("root_uri", fields.IDENTIFIER, immutable=True),
+    Column("parent_uri", fields.IDENTIFIER, immutable=True),
     Column("created_at", "timestamptz"),
     twin=TABLE,
     tracked=("parent_uri",),

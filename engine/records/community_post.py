@@ -21,7 +21,7 @@ URI_MARK: Final = f"/{COLLECTION}/"  # how a post URI is told apart from a comme
 
 TABLE: Final = fields.record_table(
     "post_records",
-    Column("author_did", immutable=True),
+    Column("author_did", fields.IDENTIFIER, immutable=True),
     Column("title"),
     Column("content"),
     Column("facets", "jsonb"),

@@ -19,7 +19,7 @@ DEFAULT_CONTENT_VISIBILITY: Final = 3
 
 TABLE: Final = fields.record_table(
     "subscriptions",
-    Column("subject", immutable=True),
+    Column("subject", fields.IDENTIFIER, immutable=True),
     Column("content_visibility", "smallint"),
     Column("created_at", "timestamptz"),
     tracked=("subject",),

@@ -27,7 +27,7 @@ DIRECTIONS: Final = frozenset({"up", "down"})
 
 TABLE: Final = fields.record_table(
     "votes",
-    Column("subject_uri", immutable=True),
+    Column("subject_uri", fields.IDENTIFIER, immutable=True),
     Column("subject_cid"),
     Column("direction"),
     Column("created_at", "timestamptz"),

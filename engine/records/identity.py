@@ -11,6 +11,7 @@ from typing import Final
 
 from ..events import Event
 from ..tables import Column, RowOp, Table
+from .fields import IDENTIFIER
 
 __all__ = ["KINDS", "RECOUNTS", "TABLE", "TABLES", "handle"]
 
@@ -19,7 +20,7 @@ KINDS: Final = ("identity",)
 TABLE: Final = Table(
     name="identity_events",  # staging only: the merge updates `identities`
     key=("did",),
-    columns=(Column("did", "text"), Column("handle", "text"), Column("time_us", "bigint")),
+    columns=(Column("did", IDENTIFIER), Column("handle", "text"), Column("time_us", "bigint")),
     version="time_us",
     tombstones=False,
     merge="""

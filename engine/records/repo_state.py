@@ -13,12 +13,13 @@ from typing import Final
 
 from ..events import BACKFILLED, SYNC, Event
 from ..tables import Column, RowOp, Table
+from .fields import IDENTIFIER, REV
 
 __all__ = ["BACKFILLED_TABLE", "KINDS", "RECOUNTS", "SYNC_TABLE", "TABLES", "handle"]
 
 KINDS: Final = (SYNC, BACKFILLED)
 
-_COLUMNS: Final = (Column("did", "text"), Column("rev", 'text COLLATE "C"'))
+_COLUMNS: Final = (Column("did", IDENTIFIER), Column("rev", REV))
 
 SYNC_TABLE: Final = Table(
     name="repo_sync_events",  # staging only: the merge updates `backfill_repos`
