@@ -16,7 +16,7 @@ from typing import Final
 import orjson
 import zstandard
 
-__all__ = ["BufferedEvent", "iter_events", "oversize_event", "read_events"]
+__all__ = ["BufferedEvent", "iter_events", "oversize_event"]
 
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 
@@ -98,8 +98,3 @@ def iter_events(path: str | Path, limit: int | None = None) -> Iterator[bytes]:
             lines = io.BufferedReader(reader)  # type: ignore[arg-type]
         events = (line.rstrip(b"\n") for line in lines if line.strip())
         yield from itertools.islice(events, limit)
-
-
-def read_events(path: str | Path, limit: int | None = None) -> list[bytes]:
-    """`iter_events` as a list."""
-    return list(iter_events(path, limit))

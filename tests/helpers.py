@@ -34,9 +34,12 @@ class MemorySource:
 
 
 async def ingest(db: Database, frames: Sequence[bytes], *, batch_size: int = 1000,
-                 name: str = "memory", **kwargs: Any) -> int | None:
-    """Run frames through the real pipeline (router, batcher, writer) into `db`."""
-    settings = IngestSettings(batch_max_size=batch_size, batch_max_latency_s=0.05)
+                 latency_s: float = 0.05, name: str = "memory", **kwargs: Any) -> int | None:
+    """Run frames through the real pipeline (router, batcher, writer) into `db`.
+
+    A batch closes at `batch_size` events or `latency_s` after its first, as the engine's do.
+    """
+    settings = IngestSettings(batch_max_size=batch_size, batch_max_latency_s=latency_s)
     return await run_ingest(db, MemorySource(frames, name), settings=settings, resume=False, **kwargs)
 
 

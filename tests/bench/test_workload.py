@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench._jetstream_events import read_events
+from bench._jetstream_events import iter_events
 from bench import workload
 from bench.workload import MIXES, cached_workload, generate, write_jsonl
 from engine import syntax
@@ -33,7 +33,7 @@ def test_written_files_read_back_event_for_event(tmp_path: Path, suffix: str) ->
     path = tmp_path / f"events{suffix}"
     frames = list(generate(500, seed=3))
     assert write_jsonl(path, iter(frames)) == 500
-    assert read_events(path) == frames
+    assert list(iter_events(path)) == frames
 
 
 @pytest.mark.parametrize("mix", sorted(MIXES))
@@ -92,16 +92,16 @@ def test_a_kept_workload_serves_any_shorter_head_and_a_longer_one_replaces_it(
     monkeypatch.setattr(workload, "generate", counting)
     first = cached_workload(tmp_path, 800, mix="coves", seed=6)
     assert (first.events, made) == (800, [800])
-    assert read_events(first.path) == list(real(800, seed=6))
+    assert list(iter_events(first.path)) == list(real(800, seed=6))
 
     head = cached_workload(tmp_path, 300, mix="coves", seed=6)
     assert (head.path, head.events, made) == (first.path, 300, [800])  # no new generation
-    assert read_events(head.path, head.events) == list(real(300, seed=6))
+    assert list(iter_events(head.path, head.events)) == list(real(300, seed=6))
 
     other = cached_workload(tmp_path, 300, mix="core", seed=6)  # another stream: its own file
     longer = cached_workload(tmp_path, 1200, mix="coves", seed=6)
     assert made == [800, 300, 1200]
-    assert read_events(longer.path) == list(real(1200, seed=6))
+    assert list(iter_events(longer.path)) == list(real(1200, seed=6))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longer.path.name, other.path.name])
 
 
@@ -112,4 +112,4 @@ def test_kept_workloads_of_other_code_and_cut_short_writes_are_removed(tmp_path:
     cut_short.write_bytes(b"")
     kept = cached_workload(tmp_path, 100, mix="coves", seed=6)
     assert [p.name for p in tmp_path.iterdir()] == [kept.path.name]
-    assert read_events(kept.path) == list(generate(100, seed=6))
+    assert list(iter_events(kept.path)) == list(generate(100, seed=6))

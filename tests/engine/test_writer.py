@@ -182,9 +182,11 @@ async def test_one_refused_event_costs_a_few_sub_writes_not_one_per_event(
     monkeypatch.setattr(engine.writer, "_apply_rows", counting)
     frames = [f.profile(f.did(f"c{i}"), name=f"n{i}") for i in range(1000)]
     frames[637] = f.profile(f.did("c637"), name="nul\u0000here")
-    await ingest(writer_db, frames, batch_size=2000)
+    # One batch of all 1000, however slow the machine (a latency-closed batch would add calls).
+    await ingest(writer_db, frames, batch_size=1000, latency_s=3600)
     assert await writer_db.fetchval("SELECT count(*) FROM communities") == 999
     assert await writer_db.fetchval("SELECT count(*) FROM ingest_rejects") == 1
+    assert calls[0] == 1000
     assert len(calls) <= 1 + 2 * 10, len(calls)  # the batch, then two halves per level
 
 
