@@ -111,6 +111,15 @@ def fresh_database(pg_admin_url: str, prefix: str = "coves_test") -> Iterator[st
 
 
 @pytest.fixture
+def empty_url(pg_admin_url: str) -> Iterator[str]:
+    """An empty database, no migrations applied (for migration tests): its URL."""
+    name = "coves_test_migrate_empty"
+    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    yield with_database(pg_admin_url, name)
+    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
 def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     with fresh_database(pg_admin_url) as url:

@@ -14,7 +14,7 @@ from engine.pipeline import open_writer_database
 from engine.records import DEFAULT_REGISTRY
 from engine.records.fields import IDENTIFIER
 from tests import factories as f
-from tests.engine.test_migrate import empty_url, migrate  # noqa: F401 (a fixture)
+from tests.engine.test_migrate import migrate
 from tests.helpers import ingest, table
 
 # Columns holding a DID or an AT-URI, by name: the schema's naming rule.
@@ -62,7 +62,7 @@ async def test_the_writers_staging_tables_compare_bytewise(writer_db: Database) 
     assert [c for c in identifiers if c["collation"] != "C"] == []
 
 
-async def test_upgrade_keeps_rows_views_and_counts(empty_url: str, tmp_path: Path) -> None:  # noqa: F811
+async def test_upgrade_keeps_rows_views_and_counts(empty_url: str, tmp_path: Path) -> None:
     before_0012 = tmp_path / "sql"
     (before_0012 / "functions").mkdir(parents=True)
     for path in SQL_DIR.glob("*.sql"):

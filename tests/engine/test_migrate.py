@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ import trio
 from engine.db import open_bridge, open_database
 from engine.errors import MigrationError
 from engine.migrate import SQL_DIR, apply_migrations, load_migrations
-from tests.conftest import _admin, with_database
-
-
-@pytest.fixture
-def empty_url(pg_admin_url: str) -> Iterator[str]:
-    name = "coves_test_migrate_empty"
-    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
-    yield with_database(pg_admin_url, name)
-    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def write(folder: Path, name: str, sql: str) -> None:
