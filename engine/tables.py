@@ -27,12 +27,12 @@ Tally, which the writer keeps by deltas instead, and for subject rows the batch 
     comments, a comment's replies). So a subject's counters
     are a sum over (owner, subject) pairs of the weights of that pair's counted value, and a
     batch changes them by exactly the change of the pairs whose rows it touched.
-  * The writer reads the counted value of every pair the staged rows name before the merge
-    and after it (`tally_sql`), and adds after − before, summed per subject, to the stored
-    counters once every table of the batch is merged. Both reads and the full recount are
-    generated here from the one Tally (same live filter, same "newest" order, same weights), so
-    they cannot disagree; ties in version go to the greater value, so "newest" is a function of
-    the rows, not of their physical order.
+  * The source's merge statement itself measures, for every pair its merged rows name, the
+    counted value before the merge (as stored) and after it (`tally_sql`); the writer adds
+    after − before, summed per subject, to the stored counters once every table of the batch is
+    merged. The measure and the full recount are generated here from the one Tally (same live
+    filter, same "newest" order, same weights), so they cannot disagree; ties in version go to
+    the greater value, so "newest" is a function of the rows, not of their physical order.
   * Exact as long as the stored counters were exact when the batch began, and nothing else
     changed the pairs in between: the writer lock (writer.py) serialises writers; subjects a
     purge touched, and subjects whose own row changed where derived columns read it (a
@@ -275,11 +275,11 @@ def _tally_query(recount: Recount) -> str:
             f"ORDER BY x.{tally.owner}, {tally.newest('x')}) AS v")
 
 
-def _counted(recount: Recount, pair: str) -> str:
-    """LEFT JOIN LATERAL `n`: `n.counted` is the value of the counted row of the pair in
-    `pair.subject`, `pair.owner` (NULL: none live). One probe of the (subject, owner, version
-    DESC) index. A join rather than a scalar subquery, which Postgres would run again for each
-    expression that uses its result."""
+def _stored_pair(recount: Recount, key: str) -> str:
+    """LEFT JOIN LATERAL `b`: the pair `n.subject`, `n.owner`'s counted row as stored when the
+    statement began (its snapshot): `b.key`, `b.version`, `b.counted`; all NULL when none is live.
+    One probe of the (subject, owner, version DESC) index. A join rather than a scalar
+    subquery, which Postgres would run again for each expression that uses its result."""
     tally = recount.tally
     assert tally is not None
     if tally.owner_is_key:
@@ -288,13 +288,14 @@ def _counted(recount: Recount, pair: str) -> str:
         # writer plans its statements once per connection, maybe on an empty database, where
         # Postgres costed (subject, score, uri) or (score, uri) like the key and then walked a
         # whole community's posts, or every live post, for each pair.
-        return (f"LEFT JOIN LATERAL (SELECT CASE WHEN x.deleted_at IS NULL "
-                f"AND x.{recount.source_fk} = {pair}.subject THEN x.{tally.value} END AS counted "
-                f"FROM {recount.source} AS x WHERE x.{tally.owner} = {pair}.owner "
-                f"LIMIT 1) AS n ON true")
-    return (f"LEFT JOIN LATERAL (SELECT x.{tally.value} AS counted "
-            f"{_live(recount, 'x', f'{pair}.subject')} AND x.{tally.owner} = {pair}.owner "
-            f"ORDER BY {tally.newest('x')} LIMIT 1) AS n ON true")
+        return (f"LEFT JOIN LATERAL (SELECT CASE WHEN stored.deleted_at IS NULL "
+                f"AND stored.{recount.source_fk} = n.subject THEN stored.{tally.value} END "
+                f"AS counted FROM {recount.source} AS stored "
+                f"WHERE stored.{tally.owner} = n.owner LIMIT 1) AS b ON true")
+    return (f"LEFT JOIN LATERAL (SELECT stored.{key} AS key, stored.{tally.version} AS version, "
+            f"stored.{tally.value} AS counted {_live(recount, 'stored', 'n.subject')} "
+            f"AND stored.{tally.owner} = n.owner ORDER BY {tally.newest('stored')} "
+            f"LIMIT 1) AS b ON true")
 
 
 class RowOp(NamedTuple):
@@ -314,7 +315,8 @@ def stage_ddl(table: Table) -> str:
 
 
 def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
-              touched: Sequence[str] | None = None, keys: bool = True) -> str:
+              touched: Sequence[str] | None = None, keys: bool = True,
+              tally: TallySql | None = None) -> str:
     """The rev-gated upsert of staged rows into the real table (see the module docstring).
 
     A table with its own `merge` SQL gets that instead.
@@ -327,6 +329,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     construction: `WritePlan.counted_at_insert`) and runs it otherwise (a table counting its
     own rows — comment replies — cannot see the rows of the same statement).
 
+    `tally`: this table's Tally deltas (`tally_sql`), measured in the same statement.
+
     Returns one row: `changed` (rows inserted or updated); for each tracked column (those in
     `touched`, when given) an array `touched_<col>` of its distinct old and new values over the
     changed rows; with `keys`, `merged_keys` (the changed keys, when the key is a single column);
@@ -336,6 +340,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     into arrays and decoded by the driver each batch for nothing, cost both sides.)
     """
     if table.merge is not None:
+        if tally is not None:
+            raise ValueError(f"table {table.name}: a hand-written merge cannot measure deltas")
         return table.merge
     key = ", ".join(table.key)
     version = table.version
@@ -398,7 +404,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
     refusal = _refusal(table, "t", "EXCLUDED", alive="EXCLUDED.deleted_at IS NULL")
     where = f"({newer} OR {fills}) AND NOT ({refusal})" if immutable else newer
-    returning = list(dict.fromkeys([*table.key, *table.tracked]))
+    returning = list(dict.fromkeys([*table.key, *table.tracked,
+                                    *(tally.returning if tally is not None else ())]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
         f"SELECT {', '.join(select_cols)} FROM {source} "
@@ -413,6 +420,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
                      f"JOIN {table.name} AS s USING ({key}) "
                      f"WHERE ({', '.join('i.' + k for k in table.key)}) NOT IN "
                      f"(SELECT {key} FROM merged) AND {_refusal(table, 's', 'i', 'NOT i.deleted')})")
+    if tally is not None:
+        parts += tally.ctes
 
     outputs = ["(SELECT count(*) FROM merged) AS changed"]
     for col in tracked:
@@ -487,18 +496,24 @@ def recount_sql(recount: Recount) -> str:
 class TallySql(NamedTuple):
     """The SQL keeping a source table's Tally recounts by deltas (see the module docstring).
 
-    Per batch (or part of a split write) the writer runs `before` after the COPY into the
-    source's staging table and before its merge, `measure` after the merge (`discard` instead
-    when the merge changed nothing), and `apply` after every merge, with the subjects it is
-    about to recount in full. Each statement consumes what the previous one left, so a part of a
-    split write — committed to its savepoint or rolled back — leaves both tables empty.
+    The source's merge (`merge_sql`, given this) also measures the change: it reads each pair
+    its merged rows name as stored when the statement began, and as the merge leaves it, and
+    stores (after − before) per subject. After every merge of the batch the writer runs `apply`
+    with the subjects it is about to recount in full; `apply` consumes the deltas, so a part of
+    a split write — committed to its savepoint or rolled back — leaves the table empty.
     """
 
-    ddl: tuple[str, ...]  # the temp tables: pairs (subject, owner, counted) and deltas
-    before: str  # stage every pair the staged rows may change, with its counted value now
-    measure: str  # consume the pairs; store (after − before) per subject
-    discard: str  # consume the pairs: the merge changed nothing
+    ddl: tuple[str, ...]  # the temp table of deltas
+    returning: tuple[str, ...]  # the source columns the merge's RETURNING must include
+    ctes: tuple[str, ...]  # appended to the merge's WITH, after `merged`
     apply: str  # consume the deltas; add them to each target's counters, except subjects in $1
+
+
+def _newer(a: str, b: str) -> str:
+    """SQL: pair candidate `a` (version, counted) is at least as new as `b`, in `Tally.newest`'s
+    order (version, then value descending, where NULL sorts first)."""
+    return (f"({a}.version > {b}.version OR ({a}.version = {b}.version "
+            f"AND ({a}.counted IS NULL OR {a}.counted >= {b}.counted)))")
 
 
 def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
@@ -506,11 +521,15 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     counting the same rows: a comment's replies and a post's comments are both its children).
 
     A pair's counted row can only change if one of the pair's rows is merged, so the pairs are
-    (staged owner, subject) for the subjects a merged row had or gets. The subject is immutable
-    (merge_sql): a newer live version merges only if it names the stored subject (or the row
-    had none, and then gets a staged one), so staged subjects cover those; a delete carries no
-    subject but keeps the stored one, so for deletes (and rows without a subject) the stored
-    row's subject is read too — one primary-key probe each, not one per staged row.
+    those of the merged rows, as RETURNING shows them: the subject is immutable (merge_sql), so
+    a merged row's subject is the one it had (a delete keeps it) or, where it had none, the one
+    it gets. Per pair, in the merge's own statement:
+
+      * before: the newest live row as stored — the statement's snapshot does not see its own
+        changes — by one probe of the (subject, owner, version DESC) index;
+      * after: the newer of the pair's newest live merged row and its newest live row the merge
+        did not touch. That is the stored one unless the merge changed it (an update or
+        delete of the counted row); only then is the index probed again, past merged rows.
 
     The deltas wait for `apply` (after every merge of the batch) so that a subject counted
     otherwise — its post or comment row was just changed (recounted in full) or inserted
@@ -538,34 +557,50 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     if tally.owner_is_key != (source.key == (tally.owner,)):
         raise ValueError(f"tally of {source.name}: owner_is_key must say whether "
                          f"{tally.owner} is the key {source.key}")
+    if len(source.key) != 1:
+        raise ValueError(f"tally of {source.name}: the source needs a single-column key")
     types = {c.name: c.type for c in source.columns}
-    pairs, deltas = f"{source.stage}_counted", f"{source.stage}_delta"
-    fk, owner = first.source_fk, tally.owner
+    deltas = f"{source.stage}_delta"
+    key, fk, owner = source.key[0], first.source_fk, tally.owner
+    value, version = tally.value, tally.version
     counters = list(dict.fromkeys(c for r in recounts for c in r.columns))
-    ddl = (f"CREATE TEMP TABLE IF NOT EXISTS {pairs} (subject {types[fk]}, owner {types[owner]}, "
-           f"counted {types[tally.value]}) ON COMMIT DELETE ROWS",
-           f"CREATE TEMP TABLE IF NOT EXISTS {deltas} (subject {types[fk]}, "
-           f"{', '.join(f'{c} bigint' for c in counters)}) ON COMMIT DELETE ROWS")
+    ddl = (f"CREATE TEMP TABLE IF NOT EXISTS {deltas} (subject {types[fk]}, "
+           f"{', '.join(f'{c} bigint' for c in counters)}) ON COMMIT DELETE ROWS",)
 
-    same_key = " AND ".join(f"t.{k} = s.{k}" for k in source.key)
-    # CASE runs the subquery only for the rows it is needed for.
-    stored = (f"CASE WHEN s.deleted OR s.{fk} IS NULL THEN "
-              f"(SELECT t.{fk} FROM {source.name} AS t WHERE {same_key}) END")
-    before = (f"INSERT INTO {pairs} (subject, owner, counted) "
-              f"SELECT p.subject, p.owner, n.counted "
-              f"FROM (SELECT DISTINCT k.subject, s.{owner} AS owner FROM {source.stage} AS s "
-              f"CROSS JOIN LATERAL (VALUES (s.{fk}), ({stored})) AS k(subject) "
-              f"WHERE k.subject IS NOT NULL) AS p {_counted(first, 'p')}")
-
+    # One row per pair the merge touched: its newest live merged row (live = false: none).
+    newest = (f"tally_new AS (SELECT DISTINCT ON (m.{fk}, m.{owner}) m.{fk} AS subject, "
+              f"m.{owner} AS owner, m.{version} AS version, m.{value} AS counted, "
+              f"m.deleted_at IS NULL AS live FROM merged AS m WHERE m.{fk} IS NOT NULL "
+              f"ORDER BY m.{fk}, m.{owner}, m.deleted_at IS NULL DESC, {tally.newest('m')})")
+    if tally.owner_is_key:  # the pair's only row is the merged one
+        measure = [f"tally_change AS (SELECT n.subject, b.counted AS before, "
+                   f"CASE WHEN n.live THEN n.counted END AS after "
+                   f"FROM tally_new AS n {_stored_pair(first, key)})"]
+    else:
+        # `gone`: the merge changed the stored counted row; then the pair's next stored row the
+        # merge did not touch competes instead (a probe only for those pairs). Materialized so
+        # that the merged keys are hashed once, not once per expression reading `gone`.
+        stored = (f"tally_stored AS MATERIALIZED (SELECT n.subject, n.owner, n.live, n.version, "
+                  f"n.counted, b.version AS stored_version, b.counted AS stored_counted, "
+                  f"b.key IN (SELECT {key} FROM merged) AS gone "
+                  f"FROM tally_new AS n {_stored_pair(first, key)})")
+        change = (f"tally_change AS (SELECT s.subject, s.stored_counted AS before, "
+                  f"CASE WHEN s.live AND (o.version IS NULL OR {_newer('s', 'o')}) "
+                  f"THEN s.counted ELSE o.counted END AS after FROM tally_stored AS s "
+                  f"LEFT JOIN LATERAL (SELECT rest.{version} AS version, rest.{value} AS counted "
+                  f"{_live(first, 'rest', 's.subject')} AND rest.{owner} = s.owner AND s.gone "
+                  f"AND rest.{key} NOT IN (SELECT {key} FROM merged) "
+                  f"ORDER BY {tally.newest('rest')} LIMIT 1) AS r ON true "
+                  f"CROSS JOIN LATERAL (SELECT "
+                  f"CASE WHEN s.gone THEN r.version ELSE s.stored_version END AS version, "
+                  f"CASE WHEN s.gone THEN r.counted ELSE s.stored_counted END AS counted) AS o)")
+        measure = [stored, change]
     sums = [f"sum(({weighing[c].weight(c, 'd.after')}) - ({weighing[c].weight(c, 'd.before')}))"
             for c in counters]
-    measure = (f"WITH pairs AS (DELETE FROM {pairs} RETURNING subject, owner, counted), "
-               f"changed AS (SELECT p.subject, p.counted AS before, n.counted AS after "
-               f"FROM pairs AS p {_counted(first, 'p')}) "
-               f"INSERT INTO {deltas} (subject, {', '.join(counters)}) "
-               f"SELECT d.subject, {', '.join(sums)} FROM changed AS d "
-               f"WHERE d.after IS DISTINCT FROM d.before GROUP BY d.subject "
-               f"HAVING ({', '.join(sums)}) IS DISTINCT FROM ({', '.join('0' for _ in sums)})")
+    measured = (f"tally_delta AS (INSERT INTO {deltas} (subject, {', '.join(counters)}) "
+                f"SELECT d.subject, {', '.join(sums)} FROM tally_change AS d "
+                f"WHERE d.after IS DISTINCT FROM d.before GROUP BY d.subject "
+                f"HAVING ({', '.join(sums)}) IS DISTINCT FROM ({', '.join('0' for _ in sums)}))")
 
     totals = ", ".join(f"sum(x.{c}) AS {c}" for c in counters)
     parts = [f"taken AS (DELETE FROM {deltas} RETURNING subject, {', '.join(counters)})",
@@ -587,7 +622,8 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
         updated.append(f"(SELECT count(*) FROM target_{number})")
     apply = ("WITH " + ",\n".join(parts) + "\nSELECT (SELECT count(*) FROM delta) AS subjects, "
              f"{' + '.join(updated)} AS updated")
-    return TallySql(ddl, before, measure, f"DELETE FROM {pairs}", apply)
+    returning = tuple(dict.fromkeys((key, fk, owner, value, version, "deleted_at")))
+    return TallySql(ddl, returning, (newest, *measure, measured), apply)
 
 
 def reconcile_sql(recount: Recount, *, fix: bool) -> str:

@@ -165,7 +165,7 @@ class WritePlan:
         set_(self, "merge", {t: merge_sql(
             t, self.by_target[t.name],
             touched=list(dict.fromkeys(r.source_fk for r in self.full_by_source[t.name])),
-            keys=bool(self.by_target[t.name])) for t in self.tables})
+            keys=bool(self.by_target[t.name]), tally=self.tally.get(t)) for t in self.tables})
 
     def staging_ddl(self) -> list[str]:
         return ([stage_ddl(t) for t in self.tables] + [d for s in self.tally.values() for d in s.ddl]
@@ -239,16 +239,9 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                 continue
         await connection.copy_records_to_table(table.stage, records=table_rows,
                                                columns=table.staged_names)
-        tally = plan.tally.get(table)
-        if tally is not None:  # the counted value of each pair the merge may change, before it
-            await connection.execute(tally.before)
         result = await connection.fetchrow(plan.merge[table])
-        if tally is not None:  # … and after it: the difference per subject, applied below
-            if result["changed"]:
-                await connection.execute(tally.measure)
-                measured.append(table)
-            else:
-                await connection.execute(tally.discard)
+        if table in plan.tally and result["changed"]:  # it measured deltas: applied below
+            measured.append(table)
         if table.immutable and result["refused_keys"]:
             refused += [(table, key, columns) for key, columns
                         in zip(result["refused_keys"], result["refused_columns"])]

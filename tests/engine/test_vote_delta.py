@@ -74,10 +74,12 @@ def test_votes_are_kept_by_deltas_and_recounted_only_where_needed() -> None:
     assert feed_vote.TABLE in plan.tally
     assert plan.full_by_source["votes"] == ()  # a vote batch recounts no subject in full …
     assert set(plan.by_source["votes"]) == set(feed_vote.RECOUNTS)  # … except purged ones
-    # the delta reads pairs by index probes; the full tally (DISTINCT ON) is not in it
+    # the delta reads pairs by index probes, in the merge; the full tally is not in it
     tally = plan.tally[feed_vote.TABLE]
-    assert not any("DISTINCT ON" in sql for sql in (tally.before, tally.measure, tally.apply))
-    assert "DISTINCT ON" in plan.recount[feed_vote.RECOUNTS[0]]
+    full = "DISTINCT ON (x.did)"
+    assert full in plan.recount[feed_vote.RECOUNTS[0]]
+    assert all(cte in plan.merge[feed_vote.TABLE] for cte in tally.ctes)
+    assert not any(full in sql for sql in (plan.merge[feed_vote.TABLE], tally.apply))
 
 
 async def test_a_subject_with_many_votes_stays_exact_vote_by_vote(writer_db: Database) -> None:
