@@ -6,9 +6,11 @@ seen committed: engine/known_identities.py), so an account or identity event fin
 mentioned for the first time in its own batch.
 
 Tables merge in `merge_order`: a recount's source before its target, so a target row inserted
-in the batch is inserted with exact counters and needs no recount. Counters (engine/tables.py):
-a Tally recount (votes, and every count of children) is kept by deltas measured around its
-source's merge and added once every table is merged. Recounted in full after all merges
+in the batch is inserted with exact counters and needs no recount (a table counting its own
+rows — a comment's replies — recounts only the new rows whose children merged with them).
+Counters (engine/tables.py):
+a Tally recount (votes, and every count of children) is kept by deltas its source's merge
+measures, added once every table is merged. Recounted in full after all merges
 instead: any other recount, and a Tally's subjects that were purged or whose own row changed in
 a column a derived counter reads (the hot key reads created_at); their deltas are dropped.
 
@@ -263,6 +265,15 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                     inserted[recount].update(new)
                     if recount.derived:
                         touched[recount].update(changed)
+                elif recount.source == table.name and new:
+                    # The table counts its own rows (a comment's replies): an inserted row was
+                    # counted from the rows stored before this statement, so only a parent of
+                    # rows staged with it can have missed some.
+                    at = table.staged_names.index(recount.source_fk)
+                    parents = new.intersection(row[at] for row in table_rows)
+                    inserted[recount].update(new - parents)
+                    touched[recount].update(parents)
+                    touched[recount].update(changed)
                 else:
                     touched[recount].update(merged)
         if "purged_repos" in result.keys() and result["purged_repos"]:

@@ -117,6 +117,22 @@ async def test_comments_and_replies_stay_exact(writer_db: Database) -> None:
     assert await reconcile(writer_db) == []
 
 
+async def test_a_new_comment_counts_its_stored_replies_and_those_of_its_own_batch(
+        writer_db: Database) -> None:
+    # A comment inserted by a batch is counted from the replies stored before it; only one
+    # whose replies merge in the same statement is recounted after (the writer skips the rest).
+    early, late = f.uri(USERS[0], f.COMMENT, f.tid(1)), f.uri(USERS[1], f.COMMENT, f.tid(1))
+    stored = [f.comment(u, f.tid(5), root=P, parent=early) for u in USERS[2:4]]
+    await ingest(writer_db, [f.profile(C), f.post(C, POST_RKEY), *stored])
+    batch = [f.comment(USERS[0], f.tid(1), root=P), f.comment(USERS[1], f.tid(1), root=P),
+             *(f.comment(u, f.tid(6), root=P, parent=late) for u in USERS[4:7]),
+             f.comment(USERS[7], f.tid(6), root=P, parent=early)]
+    await ingest(writer_db, batch, batch_size=len(batch), latency_s=3600)
+    assert (await reply_count(writer_db, early), await reply_count(writer_db, late)) == (3, 3)
+    assert await comment_count(writer_db) == 2  # the direct children of the post
+    assert await reconcile(writer_db) == []
+
+
 async def test_corrupted_counters_stay_off_until_reconcile_fix(writer_db: Database) -> None:
     c1 = f.uri(USERS[0], f.COMMENT, f.tid(1))
     await ingest(writer_db, [f.profile(C), f.post(C, POST_RKEY),
