@@ -334,9 +334,12 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     Returns one row: `changed` (rows inserted or updated); for each tracked column (those in
     `touched`, when given) an array `touched_<col>` of its distinct old and new values over the
     changed rows; with `keys`, `merged_keys` (the changed keys, when the key is a single column);
-    `inserted_keys` (those of them that were inserted, with `counted`); and `refused_keys` /
-    `refused_columns`: keys whose newer version tried to change immutable columns, with the
-    columns' names. (The writer asks only for what it reads: every vote's URI and subject, built
+    `inserted_keys` (those of them that were inserted, with `counted`); for a recount of the
+    table's own rows among `counted` (a comment's replies), `inserted_named_by_<fk>`: the
+    inserted keys that rows merged in the same statement name in `fk` — their insert-time
+    count could not see those rows (a delete too: its row keeps the parent it had); and
+    `refused_keys` / `refused_columns`: keys whose newer version tried to change immutable
+    columns, with the columns' names. (The writer asks only for what it reads: every vote's URI and subject, built
     into arrays and decoded by the driver each batch for nothing, cost both sides.)
     """
     if table.merge is not None:
@@ -404,7 +407,8 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in immutable)
     refusal = _refusal(table, "t", "EXCLUDED", alive="EXCLUDED.deleted_at IS NULL")
     where = f"({newer} OR {fills}) AND NOT ({refusal})" if immutable else newer
-    returning = list(dict.fromkeys([*table.key, *table.tracked,
+    own_fks = [r.source_fk for r in counted if r.source == table.name]  # counts its own rows
+    returning = list(dict.fromkeys([*table.key, *table.tracked, *own_fks,
                                     *(tally.returning if tally is not None else ())]))
     parts.append(
         f"merged AS (INSERT INTO {table.name} AS t ({', '.join(insert_cols)}) "
@@ -435,6 +439,11 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
         if keys and counted:  # rows new to the table, whose counters the insert computed
             outputs.append(f"ARRAY(SELECT {key} FROM merged WHERE {key} NOT IN "
                            f"(SELECT {key} FROM prior)) AS inserted_keys")
+            for fk in dict.fromkeys(own_fks):
+                outputs.append(f"ARRAY(SELECT DISTINCT m.{fk} FROM merged AS m "
+                               f"WHERE m.{fk} IN (SELECT {key} FROM merged) "
+                               f"AND m.{fk} NOT IN (SELECT {key} FROM prior)) "
+                               f"AS inserted_named_by_{fk}")
         if immutable:
             outputs.append(f"ARRAY(SELECT {table.key[0]} FROM refused) AS refused_keys")
             outputs.append("ARRAY(SELECT columns FROM refused) AS refused_columns")

@@ -267,12 +267,11 @@ async def _apply_rows(connection: asyncpg.Connection, plan: WritePlan,
                         touched[recount].update(changed)
                 elif recount.source == table.name and new:
                     # The table counts its own rows (a comment's replies): an inserted row was
-                    # counted from the rows stored before this statement, so only a parent of
-                    # rows staged with it can have missed some.
-                    at = table.staged_names.index(recount.source_fk)
-                    parents = new.intersection(row[at] for row in table_rows)
-                    inserted[recount].update(new - parents)
-                    touched[recount].update(parents)
+                    # counted from the rows stored before this statement, so only one that rows
+                    # merged with it name can have missed some.
+                    named = set(result[f"inserted_named_by_{recount.source_fk}"])
+                    inserted[recount].update(new - named)
+                    touched[recount].update(named)
                     touched[recount].update(changed)
                 else:
                     touched[recount].update(merged)

@@ -131,6 +131,15 @@ async def test_a_new_comment_counts_its_stored_replies_and_those_of_its_own_batc
     assert (await reply_count(writer_db, early), await reply_count(writer_db, late)) == (3, 3)
     assert await comment_count(writer_db) == 2  # the direct children of the post
     assert await reconcile(writer_db) == []
+    # A delete names no parent, but its row keeps the stored one: a reply stored before its
+    # parent and deleted in the parent's own batch must leave the new parent at 0, not 1.
+    orphan = f.uri(USERS[8], f.COMMENT, f.tid(1))
+    await ingest(writer_db, [f.comment(USERS[9], f.tid(7), root=P, parent=orphan)])
+    batch = [f.comment(USERS[8], f.tid(1), root=P),
+             f.comment(USERS[9], f.tid(7), root=P, rev=f.tid(900), operation="delete")]
+    await ingest(writer_db, batch, batch_size=len(batch), latency_s=3600)
+    assert await reply_count(writer_db, orphan) == 0
+    assert await reconcile(writer_db) == []
 
 
 async def test_corrupted_counters_stay_off_until_reconcile_fix(writer_db: Database) -> None:
