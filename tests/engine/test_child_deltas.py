@@ -134,7 +134,7 @@ async def test_a_new_comment_counts_its_stored_replies_and_those_of_its_own_batc
     # A delete names no parent, but its row keeps the stored one: a reply stored before its
     # parent and deleted in the parent's own batch must leave the new parent at 0, not 1.
     orphan = f.uri(USERS[8], f.COMMENT, f.tid(1))
-    await ingest(writer_db, [f.comment(USERS[9], f.tid(7), root=P, parent=orphan)])
+    await ingest(writer_db, [f.comment(USERS[9], f.tid(7), root=P, parent=orphan, rev=f.tid(800))])
     batch = [f.comment(USERS[8], f.tid(1), root=P),
              f.comment(USERS[9], f.tid(7), root=P, rev=f.tid(900), operation="delete")]
     await ingest(writer_db, batch, batch_size=len(batch), latency_s=3600)
@@ -183,7 +183,8 @@ async def test_pair_probes_use_an_exact_index_even_planned_on_an_empty_database(
         lines = await explain(writer_db, merges[name])
         shown = "\n".join(lines)
         # Each probe of a pair (its stored counted row, and the next one past merged rows) …
-        probes = [n for n, line in enumerate(lines) if re.search(rf"on {name} (stored|rest)\b", line)]
+        probes = [n for n, line in enumerate(lines)
+                  if re.search(rf"on {name} (stored|rest)\b", line)]
         assert probes, shown
         for at in probes:
             assert f"using {index} on {name}" in lines[at], shown
