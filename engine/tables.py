@@ -339,8 +339,9 @@ def merge_sql(table: Table, counted: Sequence[Recount] = (), *,
     inserted keys that rows merged in the same statement name in `fk` — their insert-time
     count could not see those rows (a delete too: its row keeps the parent it had); and
     `refused_keys` / `refused_columns`: keys whose newer version tried to change immutable
-    columns, with the columns' names. (The writer asks only for what it reads: every vote's URI and subject, built
-    into arrays and decoded by the driver each batch for nothing, cost both sides.)
+    columns, with the columns' names. (The writer asks only for what it reads: every vote's URI
+    and subject, built into arrays and decoded by the driver each batch for nothing, cost both
+    sides.)
     """
     if table.merge is not None:
         if tally is not None:

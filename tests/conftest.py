@@ -114,7 +114,8 @@ def fresh_database(pg_admin_url: str, prefix: str = "coves_test") -> Iterator[st
 def empty_url(pg_admin_url: str) -> Iterator[str]:
     """An empty database, no migrations applied (for migration tests): its URL."""
     name = "coves_test_migrate_empty"
-    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+             f"CREATE DATABASE {name}")
     yield with_database(pg_admin_url, name)
     trio.run(_admin, pg_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
