@@ -1,14 +1,16 @@
 """Router: the sink every source delivers to — event → record handler → batcher.
 
 Runs in the source's task, synchronously per event. It awaits when the batch is full
-(backpressure from the writer), and yields to the other tasks every YIELD_EVERY events.
+(backpressure from the writer), and yields to the other tasks after YIELD_EVERY events without
+one from the source.
 
 Why the yield: the writer runs in the same thread. Each of its statements returns while the
 reader is decoding, and the writer can send the next one only once the reader lets it run. A
 source with events already in hand (a replay file, a socket buffer full of messages) would keep
 the thread for a whole batch, and Postgres would sit idle between statements: the engine's and
 Postgres's CPU then add up instead of overlapping (replay of the core mix: 29k -> 35k events/s
-with the yield, bench/RESULTS.md).
+with the yield, bench/RESULTS.md). A source whose every receive is a schedule point already
+(trio-websocket: one message per receive) says so with `yielded()`, and the router adds none.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ LOGGER = logging.getLogger(__name__)
 SKIP_UNWANTED_COLLECTION: Final = "unwanted_collection"  # a collection we do not index
 SKIP_UNHANDLED_KIND: Final = "unhandled_kind"  # identity/account with no handler registered
 SKIP_NO_ROWS: Final = "no_rows"  # the handler had nothing to store
-# ~0.3-0.7 ms of decoding and handling between yields: the writer's next statement waits at most
-# that long; a checkpoint costs a few µs, <1 % of the events' own cost.
-YIELD_EVERY: Final = 32
+# ~0.1-0.2 ms of decoding and handling between yields: the writer's next statement waits at most
+# that long, and a batch takes 20-45 statements and COPYs, each a few trips through the
+# trio-asyncio loop. 8 against 32, interleaved: core sansio +3 %, replay +1-4 %, the forum mix
+# and trio-websocket (which yields itself) within noise (bench/RESULTS.md). A checkpoint costs a
+# few µs, ~2 % of a core event's own cost.
+YIELD_EVERY: Final = 8
 
 
 class Router:
@@ -90,6 +95,10 @@ class Router:
         self._batcher.add_reject(rejected, raw, event, cursor)
         if self._due():
             await self._pace()
+
+    def yielded(self) -> None:
+        """The source passed a schedule point (other tasks ran): start counting again."""
+        self._since_yield = 0
 
     def _due(self) -> bool:
         """Count an event; whether the reader must now wait (a full batch) or yield. Checked

@@ -1,13 +1,16 @@
-"""Test helpers: an in-memory source, a one-call ingest, a plan as text."""
+"""Test helpers: an in-memory source, a one-call ingest, a plan as text, a recording sink."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import trio
+
 from engine.db import Connection, Database
 from engine.decode import decode_jetstream
 from engine.errors import RejectedEvent
+from engine.events import Event
 from engine.pipeline import IngestSettings, run_ingest
 from engine.sources import Sink
 
@@ -50,3 +53,35 @@ async def table(db: Database, sql: str, *args: Any) -> list[dict[str, Any]]:
 async def explain(db: Database | Connection, sql: str, *args: Any) -> list[str]:
     """The lines of `EXPLAIN sql` (planned for `args`)."""
     return [row[0] for row in await db.fetch("EXPLAIN " + sql, *args)]
+
+
+class RecordingSink:
+    """A Sink that records what a source delivers, and whether the other tasks ran between two
+    of its `yielded()` calls (`turns`: counted by `count_turns`, a task that only yields). Sets
+    `done` once `wanted` events arrived."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.events: list[int] = []
+        self.calls: list[str] = []
+        self.turns = 0
+        self.turns_at_yield: list[int] = []
+        self.done = trio.Event()
+
+    async def event(self, event: Event) -> None:
+        self.events.append(event.cursor)
+        self.calls.append("event")
+        if len(self.events) >= self.wanted:
+            self.done.set()
+
+    async def reject(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"nothing here is rejected: {args}")
+
+    def yielded(self) -> None:
+        self.calls.append("yielded")
+        self.turns_at_yield.append(self.turns)
+
+    async def count_turns(self) -> None:
+        while True:
+            await trio.lowlevel.checkpoint()
+            self.turns += 1

@@ -26,6 +26,10 @@ class Sink(Protocol):
     async def reject(self, rejected: RejectedEvent, raw: bytes, cursor: int | None,
                      event: Event | None = None) -> None: ...
 
+    def yielded(self) -> None:
+        """The source just passed a schedule point (every other task had its turn): the sink
+        need not yield for the events delivered so far."""
+
 
 class Source(Protocol):
     """A stream of events with a resumable position.

@@ -98,7 +98,9 @@ class FirehoseSource:
         decode = self._decoder.decode
         first = True
         while True:
-            for message in await stream.receive():
+            messages = await stream.receive()
+            sink.yielded()  # receive() is a schedule point: the router's count starts again
+            for message in messages:
                 if isinstance(message, str):
                     text = RejectedEvent(RejectReason.INVALID_FRAME, "text message on a binary stream")
                     await sink.reject(text, message.encode(), None)

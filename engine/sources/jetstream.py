@@ -109,7 +109,9 @@ class JetstreamSource:
         deliver = sink.event
         first = True
         while True:
-            for message in await stream.receive():
+            messages = await stream.receive()
+            sink.yielded()  # receive() is a schedule point: the router's count starts again
+            for message in messages:
                 try:
                     event = decode(message)
                 except RejectedEvent as rejected:

@@ -53,7 +53,8 @@ class MessageStream(Protocol):
     """One open WebSocket connection, read by one task."""
 
     async def receive(self) -> list[str | bytes]:
-        """The next messages (at least one), in order.
+        """The next messages (at least one), in order. A schedule point: other tasks run while
+        it waits (trio-websocket's channel, sansio's socket read).
 
         Raises:
             SourceClosed: the connection ended (after every message before the end was returned).
@@ -165,6 +166,8 @@ class _SansioStream:
         protocol = self._protocol
         messages = self._messages(self._pending)
         self._pending = []
+        if messages:  # the frames that came with the handshake: still a schedule point
+            await trio.lowlevel.checkpoint()
         while not messages:
             if protocol.state is not State.OPEN:
                 raise self._closed()

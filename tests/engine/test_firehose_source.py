@@ -22,7 +22,7 @@ from engine.sources.firehose import FirehoseSource, subscribe_url
 from engine.sources.reconnect import Reconnector
 from tests import firehose_frames as ff
 from tests.factories import did
-from tests.helpers import table
+from tests.helpers import RecordingSink, table
 
 C = did("community")
 PROFILE = "social.coves.community.profile"
@@ -156,6 +156,22 @@ async def test_indexes_wanted_records_and_commits_the_last_seq(writer_db: Databa
     skipped = sum(b.skipped["unwanted_collection"] for b in batches)
     assert skipped == 30  # every like frame moved the cursor without a row
     assert server.cursors == [0]
+
+
+async def test_the_source_tells_the_sink_after_each_receive_that_other_tasks_ran(
+        firehose_for) -> None:  # noqa: ANN001
+    # As the Jetstream source (tests/engine/test_jetstream_source.py): a frame a receive here.
+    frames = workload(100)
+    server = await firehose_for(frames)
+    sink = RecordingSink(len(frames))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.count_turns)
+        nursery.start_soon(source_for(server).run, 0, sink)
+        with trio.fail_after(20):
+            await sink.done.wait()
+        nursery.cancel_scope.cancel()
+    assert sink.calls == ["yielded", "event"] * len(frames)
+    assert all(b > a for a, b in zip(sink.turns_at_yield, sink.turns_at_yield[2:]))
 
 
 async def test_reconnect_resumes_from_the_last_seq_with_no_gap_or_double(

@@ -22,7 +22,7 @@ from engine.sources.reconnect import Reconnector
 from engine.sources.websocket import TRANSPORTS
 from tests import factories as f
 from tests.conftest import shared_path
-from tests.helpers import table
+from tests.helpers import RecordingSink, table
 
 C = f.did("community")
 SETTINGS = IngestSettings(batch_max_size=20, batch_max_latency_s=0.01)
@@ -101,6 +101,28 @@ async def test_ingests_everything_and_sends_the_right_subscription(
     assert await subscriber_count(writer_db) == 50
     assert emulator.stats.last_query["wantedCollections"] == ["social.coves.*"]
     assert emulator.stats.frames_sent == 51  # the emulator filtered the like out
+
+
+async def test_the_source_tells_the_sink_after_each_receive_that_other_tasks_ran(
+        emulator_for, source_for, transport: str) -> None:  # noqa: ANN001
+    # The router yields for the writer only between a source's schedule points: each receive
+    # must be one, and over trio-websocket (a message a receive) that is before every event.
+    frames = workload(300)
+    emulator = await emulator_for(frames)
+    sink = RecordingSink(len(frames))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.count_turns)
+        nursery.start_soon(source_for(emulator).run, 0, sink)
+        with trio.fail_after(30):
+            await sink.done.wait()
+        nursery.cancel_scope.cancel()
+    assert len(sink.events) == len(frames)
+    assert sink.calls[0] == "yielded"
+    # Trio runs each runnable task once a scheduling round, in varying order: the other task
+    # runs at least once in any two of the source's schedule points.
+    assert all(b > a for a, b in zip(sink.turns_at_yield, sink.turns_at_yield[2:]))
+    if transport == "trio-websocket":
+        assert sink.calls == ["yielded", "event"] * len(frames)
 
 
 async def test_resume_uses_the_stored_cursor_minus_the_rewind(
