@@ -25,14 +25,17 @@ P = f.uri(C, f.POST, "3k7a3dmb5bk2c")
 PLAN = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
 
 
-def test_known_identities_name_what_to_send_and_forget_the_least_recently_mentioned() -> None:
+def test_known_identities_name_what_to_send_and_forget_what_two_generations_left_out() -> None:
     known = KnownIdentities(size=2)
-    assert known.unknown(["did:plc:b", "did:plc:a"]) == ["did:plc:a", "did:plc:b"]  # sorted
-    known.committed(["did:plc:a", "did:plc:b"])
-    assert known.unknown(["did:plc:a", "did:plc:b", "did:plc:c"]) == ["did:plc:c"]
-    known.unknown(["did:plc:a"])  # mentioned again: now the most recent
-    known.committed(["did:plc:c"])  # full: forgets b, mentioned least recently
-    assert known.unknown(["did:plc:a", "did:plc:b", "did:plc:c"]) == ["did:plc:b"]
+    assert known.unknown({"did:plc:b", "did:plc:a"}) == ["did:plc:a", "did:plc:b"]  # sorted
+    known.committed(["did:plc:a", "did:plc:b"])  # a generation of 2: now the previous one
+    assert known.unknown({"did:plc:a", "did:plc:b", "did:plc:c"}) == ["did:plc:c"]
+    # a and b, mentioned again, filled a new generation (now the previous one).
+    known.committed(["did:plc:c"])  # c starts a new generation; a and b are the previous one
+    assert known.unknown({"did:plc:c"}) == []
+    known.committed(["did:plc:d"])  # c, d fill the generation: a and b are forgotten
+    assert known.unknown({"did:plc:a", "did:plc:b", "did:plc:c", "did:plc:d"}) == \
+        ["did:plc:a", "did:plc:b"]
     assert len(known) == 2
 
 
