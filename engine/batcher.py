@@ -33,12 +33,14 @@ from .errors import RejectedEvent, RejectReason
 from .events import COMMIT, Event
 from .tables import RowOp, Table
 
-__all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES"]
+__all__ = ["Batch", "Batcher", "REJECT_RAW_CAP_BYTES", "release_batches"]
 
 # How much of an oversize frame we keep: enough to diagnose, small enough that a flood of them
 # cannot fill the database. Other rejects are under the 4 MiB event cap and kept whole, so
 # `coves redrive` can re-read them.
 REJECT_RAW_CAP_BYTES: Final = 64 * 1024
+# Events a written batch frees between two yields (release_batches): ~0.4-0.6 ms of work.
+RELEASE_CHUNK: Final = 500
 # Batch ids: the process start time (seconds, hex) and a counter, unique across restarts.
 _BATCH_IDS: Final = itertools.count(int(time.time()) << 20)
 
@@ -258,3 +260,22 @@ class Batcher:
                     await self._send.send(batch)
                 if self._closing and self._pending.size == 0:
                     return
+
+
+async def release_batches(batches: trio.MemoryReceiveChannel[Batch]) -> None:
+    """Free written batches' events and rows a few hundred at a time, yielding in between.
+
+    Freeing a 5,000-event batch at once (its events, records and rows: ~200k objects) takes 3.5-6
+    ms here. The writer did it between two transactions, with Postgres idle; in this task it
+    overlaps the next batch's statements. A batch keeps its counters, cursor and times.
+    """
+    async with batches:
+        async for batch in batches:
+            parts: list[list[Any]] = [batch.events, *batch.rows.values(), batch.rejects]
+            batch.events, batch.rows, batch.rejects = [], {}, []
+            del batch
+            for part in parts:
+                while part:
+                    del part[-RELEASE_CHUNK:]
+                    await trio.lowlevel.checkpoint()
+

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +46,7 @@ import trio
 
 from . import metrics
 from .backoff import backoff_delay
-from .batcher import Batch, event_labels, reject_row
+from .batcher import Batch, event_labels, reject_row, release_batches
 from .breaker import Breaker
 from .db import Database
 from .errors import BreakerOpen, DatabaseError, DatabaseUnavailable, RejectedEvent, RejectReason
@@ -452,7 +453,8 @@ class Writer:
         plan: the SQL to run.
         breaker: the database breaker.
         label: the source label for metrics.
-        on_commit: called after each commit with the batch (lag clock, tests).
+        on_commit: called after each commit with the batch (lag clock, tests). Its events,
+            rows and rejects are freed after the call (`release_batches`); the rest stays.
     """
 
     def __init__(self, db: Database, plan: WritePlan, *, breaker: Breaker, label: str,
@@ -478,18 +480,23 @@ class Writer:
         Raises:
             BreakerOpen: the database kept failing; the batch in hand is not committed.
         """
-        async with receive:
-            while True:
-                # Signal, then receive without a checkpoint in between: by the time the batcher's
-                # flusher runs, this task already waits on the channel.
-                if on_idle is not None and receive.statistics().current_buffer_used == 0:
-                    on_idle()
-                try:
-                    batch = await receive.receive()
-                except trio.EndOfChannel:
-                    return
-                metrics.QUEUE_DEPTH.labels(self._label).set(receive.statistics().current_buffer_used)
-                await self.write(batch)
+        written, to_release = trio.open_memory_channel[Batch](math.inf)
+        async with receive, trio.open_nursery() as nursery:
+            nursery.start_soon(release_batches, to_release)
+            async with written:
+                while True:
+                    # Signal, then receive without a checkpoint in between: by the time the
+                    # batcher's flusher runs, this task already waits on the channel.
+                    if on_idle is not None and receive.statistics().current_buffer_used == 0:
+                        on_idle()
+                    try:
+                        batch = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                    metrics.QUEUE_DEPTH.labels(self._label).set(
+                        receive.statistics().current_buffer_used)
+                    await self.write(batch)
+                    written.send_nowait(batch)  # freed while the next batch is written
 
     async def write(self, batch: Batch) -> int:
         """Commit one batch, retrying transient failures (see the module docstring).
