@@ -14,7 +14,7 @@ import pytest
 from bench._measure import CpuSample
 from bench._report import BEGIN, END, replace_section
 from bench.ingest import Run
-from bench.suite import cpu_floor
+from bench.suite import cpu_floor, pipeline_floor, targets
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("### Throughput, core mix", "### Throughput, coves mix", "### Lag, coves mix",
@@ -68,3 +68,14 @@ def test_a_throughput_target_out_of_reach_names_the_cores_it_would_need() -> Non
     assert cpu_floor(run, 15_000, cores=2) == ""
     remote = Run("engine", 10_000, CpuSample(1.0, 0.6, float("nan"), 0.1))  # Postgres unmeasured
     assert "Postgres" not in cpu_floor(remote, 40_000, cores=2)
+
+
+
+def test_a_throughput_target_neither_postgres_nor_the_cpu_explains_names_the_pipeline() -> None:
+    # As core replay at 2de11de: 49,566 ev/s against 50,000, the writer's SQL alone 58,505, and
+    # 2.8 CPU-s per 100k events (2 cores would carry 71k ev/s).
+    replay = Run("engine, replay", 40_000, CpuSample(0.807, 0.51, 0.60, 0.0))
+    writer = Run("writer", 40_000, CpuSample(0.684, 0.08, 0.61, 0.0))
+    assert cpu_floor(replay, 50_000, cores=2) == ""
+    assert pipeline_floor(replay, writer).startswith(
+        "pipeline-bound: the writer's SQL alone takes 0.68 s of this run's 0.81 s")
