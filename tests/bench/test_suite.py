@@ -70,7 +70,6 @@ def test_a_throughput_target_out_of_reach_names_the_cores_it_would_need() -> Non
     assert "Postgres" not in cpu_floor(remote, 40_000, cores=2)
 
 
-
 def test_a_throughput_target_neither_postgres_nor_the_cpu_explains_names_the_pipeline() -> None:
     # As core replay at 2de11de: 49,566 ev/s against 50,000, the writer's SQL alone 58,505, and
     # 2.8 CPU-s per 100k events (2 cores would carry 71k ev/s).
