@@ -1,7 +1,7 @@
 """The whole benchmark suite in one command: ingest throughput, lag, overload and API load.
 
-    python -m bench              # ~21 min on two cores (RESULTS.md: issue 8 asks for 15, and
-                                 # why the lag and overload runs alone take ~15 here); rewrites
+    python -m bench              # ~18 min on two cores (RESULTS.md: issue 8 asks for 15, and
+                                 # why the lag and overload runs alone take ~13 here); rewrites
                                  # the suite run in bench/RESULTS.md and bench/plots/*.png
     python -m bench --quick      # smoke run (CI): tiny sizes, same code paths, writes nothing
                                  # (or into --out DIR)
