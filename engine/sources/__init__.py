@@ -27,8 +27,8 @@ class Sink(Protocol):
                      event: Event | None = None) -> None: ...
 
     def yielded(self) -> None:
-        """The source just passed a schedule point (every other task had its turn): the sink
-        need not yield for the events delivered so far."""
+        """The source just passed a schedule point (the other runnable tasks got a turn): the
+        sink need not yield for the events delivered so far."""
 
 
 class Source(Protocol):
