@@ -17,8 +17,10 @@ import dataclasses
 import random
 import string
 import time
+from collections.abc import Callable
 from typing import Final
 
+import asyncpg
 import trio
 
 from engine.db import Database
@@ -227,7 +229,8 @@ def _statements(d: Dataset) -> list[tuple[str, str]]:
     ]
 
 
-async def _load(connection, dataset: Dataset, progress) -> list[str]:  # noqa: ANN001 - asyncpg
+async def _load(connection: asyncpg.Connection, dataset: Dataset,
+                progress: Callable[[str], object]) -> list[str]:
     """Drop the big tables' keys and indexes, load the rows, put the keys back; return the
     statements that recreate the indexes."""
     await connection.execute(_SESSION)
@@ -256,7 +259,7 @@ async def _load(connection, dataset: Dataset, progress) -> list[str]:  # noqa: A
     return [index["indexdef"] for index in indexes]
 
 
-async def _run_all(connection, statements: list[str]) -> None:  # noqa: ANN001 - asyncpg
+async def _run_all(connection: asyncpg.Connection, statements: list[str]) -> None:
     await connection.execute(_SESSION)
     for sql in statements:
         await connection.execute(sql)
@@ -266,7 +269,7 @@ _SESSION: Final = ("SET maintenance_work_mem = '512MB'; SET work_mem = '256MB'; 
                    "SET synchronous_commit = off")
 
 
-async def build(db: Database, dataset: Dataset, progress=print) -> None:  # noqa: ANN001
+async def build(db: Database, dataset: Dataset, progress: Callable[[str], object] = print) -> None:
     """Fill an empty, migrated database with `dataset` (`db` needs a pool of 2 connections:
     indexes are built and tables vacuumed two at a time)."""
     indexes = await db.run(_load, dataset, progress)

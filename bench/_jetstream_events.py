@@ -95,6 +95,6 @@ def iter_events(path: str | Path, limit: int | None = None) -> Iterator[bytes]:
         lines: Iterator[bytes] = raw
         if magic == ZSTD_MAGIC:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-            lines = io.BufferedReader(reader)  # type: ignore[arg-type]
+            lines = io.BufferedReader(reader)
         events = (line.rstrip(b"\n") for line in lines if line.strip())
         yield from itertools.islice(events, limit)

@@ -168,9 +168,9 @@ def render(suite: Suite, targets: list[Target], plot_names: list[str]) -> str:
              f"compare ratios within one run, and CPU seconds rather than wall time.", ""]
     for mix, runs in suite.throughput.items():
         lines += [f"### Throughput, {mix} mix", "", table(runs), ""]
-    for mix, runs in suite.lag.items():
+    for mix, lag_runs in suite.lag.items():
         bounded = suite.highest_bounded(mix)
-        lines += [f"### Lag, {mix} mix", "", *lag_table(runs), "",
+        lines += [f"### Lag, {mix} mix", "", *lag_table(lag_runs), "",
                   f"Highest offered rate with bounded lag: "
                   f"**{'none' if bounded is None else f'{bounded:,.0f} ev/s'}**.", ""]
     for mix, overload in suite.overload.items():

@@ -95,13 +95,13 @@ def run(events: int, requests: int) -> tuple[str, list[tuple[str, list[float]]]]
                            "SKIP_DID_WEB_VERIFICATION": "true",
                            "RATE_LIMIT_PER_MINUTE": "1000000",
                            "RATE_LIMIT_COMMENTS_PER_MINUTE": "1000000"}
-            server = subprocess.Popen([sys.executable, "-m", "engine.cli", "api"], cwd=ROOT,
-                                      env=environment)
+            api = subprocess.Popen([sys.executable, "-m", "engine.cli", "api"], cwd=ROOT,
+                                   env=environment)
             try:
                 return _measure(f"http://127.0.0.1:{port}", subjects, requests)
             finally:
-                server.send_signal(signal.SIGTERM)
-                server.wait(timeout=30)
+                api.send_signal(signal.SIGTERM)
+                api.wait(timeout=30)
 
 
 def _measure(base: str, subjects: dict[str, Any], requests: int) -> tuple[str, list[tuple[str, list[float]]]]:

@@ -240,12 +240,14 @@ def write_jsonl(path: Path, frames: Iterator[bytes]) -> int:
     """Write frames one per line (zstd-compressed when the name ends in .zst); return the count."""
     count = 0
     with path.open("wb") as raw:
-        writer = zstandard.ZstdCompressor(level=3).stream_writer(raw) if path.suffix == ".zst" else raw
+        compressor = (zstandard.ZstdCompressor(level=3).stream_writer(raw)
+                      if path.suffix == ".zst" else None)
+        writer = compressor or raw
         for frame in frames:
             writer.write(frame + b"\n")
             count += 1
-        if writer is not raw:
-            writer.flush(zstandard.FLUSH_FRAME)
+        if compressor is not None:
+            compressor.flush(zstandard.FLUSH_FRAME)
     return count
 
 

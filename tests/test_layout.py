@@ -27,7 +27,7 @@ def test_only_the_bridge_imports_asyncio() -> None:
     assert offenders == []
 
 
-def test_engine_and_api_pass_mypy_strict() -> None:
+def test_engine_api_and_bench_pass_mypy_strict() -> None:
     import subprocess
     import sys
 
