@@ -12,7 +12,7 @@ from engine.decode import decode_jetstream
 from engine.errors import RejectedEvent
 from engine.events import Event
 from engine.pipeline import IngestSettings, run_ingest
-from engine.sources import Sink
+from engine.sources import Sink, Source
 
 
 class MemorySource:
@@ -56,9 +56,8 @@ async def explain(db: Database | Connection, sql: str, *args: Any) -> list[str]:
 
 
 class RecordingSink:
-    """A Sink that records what a source delivers, and whether the other tasks ran between two
-    of its `yielded()` calls (`turns`: counted by `count_turns`, a task that only yields). Sets
-    `done` once `wanted` events arrived."""
+    """A Sink that records what a source delivers, and whether another task ran between two of
+    its `yielded()` calls (`turns`: counted by a task that only yields)."""
 
     def __init__(self, wanted: int) -> None:
         self.wanted = wanted
@@ -66,13 +65,28 @@ class RecordingSink:
         self.calls: list[str] = []
         self.turns = 0
         self.turns_at_yield: list[int] = []
-        self.done = trio.Event()
+        self._done = trio.Event()
+
+    async def read(self, source: Source, timeout_s: float = 30) -> None:
+        """Run `source` from cursor 0 until `wanted` events arrived, beside the counting task."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._count_turns)
+            nursery.start_soon(source.run, 0, self)
+            with trio.fail_after(timeout_s):
+                await self._done.wait()
+            nursery.cancel_scope.cancel()
+
+    def other_task_ran_within_two_yields(self) -> bool:
+        """Trio runs each runnable task once a scheduling round, in varying order: another
+        task runs at least once in any two of a source's schedule points."""
+        marks = self.turns_at_yield
+        return all(later > earlier for earlier, later in zip(marks, marks[2:]))
 
     async def event(self, event: Event) -> None:
         self.events.append(event.cursor)
         self.calls.append("event")
         if len(self.events) >= self.wanted:
-            self.done.set()
+            self._done.set()
 
     async def reject(self, *args: object, **kwargs: object) -> None:
         raise AssertionError(f"nothing here is rejected: {args}")
@@ -81,7 +95,7 @@ class RecordingSink:
         self.calls.append("yielded")
         self.turns_at_yield.append(self.turns)
 
-    async def count_turns(self) -> None:
+    async def _count_turns(self) -> None:
         while True:
             await trio.lowlevel.checkpoint()
             self.turns += 1
