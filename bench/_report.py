@@ -18,7 +18,8 @@ from .api_load import MIX, ApiLoad  # noqa: E402
 from .ingest import Run, table  # noqa: E402
 from .lag import GIVE_UP_LAG_S, LagRun, OverloadRun  # noqa: E402
 
-__all__ = ["BEGIN", "END", "Target", "Suite", "plots", "render", "replace_section"]
+__all__ = ["BEGIN", "END", "Target", "Suite", "cpu_per_100k", "overload_text", "plots", "render",
+           "replace_section"]
 
 MS: Final = 1000.0
 # RESULTS.md keeps one suite run between these markers; the text around them is written by hand.
@@ -58,6 +59,13 @@ def _ms(seconds: float) -> str:
     return "–" if seconds is None or math.isnan(seconds) else f"{seconds * MS:,.0f}"
 
 
+def cpu_per_100k(run: LagRun) -> str:
+    """The run's CPU seconds per 100k committed events: "engine / Postgres / emulator"."""
+    per = 100_000 / max(run.committed, 1)
+    return (f"{run.result['cpu_s'] * per:.2f} / {run.postgres_s * per:.2f} / "
+            f"{run.emulator_s * per:.2f}")
+
+
 def lag_table(runs: list[LagRun]) -> list[str]:
     lines = ["| offered ev/s | events offered | committed | achieved ev/s | lag p50 / p95 / p99 / max (ms) "
              "| bounded | CPU s/100k: engine / Postgres / emulator | engine peak RSS (MiB) |",
@@ -65,17 +73,15 @@ def lag_table(runs: list[LagRun]) -> list[str]:
     stopped = f" (stopped: lag > {GIVE_UP_LAG_S:g} s)"
     for run in runs:
         r = run.result
-        per = 100_000 / max(run.committed, 1)
         lines.append(
             f"| {run.rate:,.0f} | {run.offered:,} | {run.committed:,} | {run.achieved:,.0f} | "
             f"{_ms(r['p50'])} / {_ms(r['p95'])} / {_ms(r['p99'])} / {_ms(r['max'])} | "
             f"{'yes' if run.bounded else 'no' + (stopped if r['gave_up'] else '')} | "
-            f"{r['cpu_s'] * per:.2f} / {run.postgres_s * per:.2f} / {run.emulator_s * per:.2f} | "
-            f"{r['peak_rss_mib']:.0f} |")
+            f"{cpu_per_100k(run)} | {r['peak_rss_mib']:.0f} |")
     return lines
 
 
-def _overload(o: OverloadRun) -> list[str]:
+def overload_text(o: OverloadRun) -> list[str]:
     r = o.lag.result
     rss = [value for _, value in r["rss"]]
     quarter = rss[len(rss) // 4] if rss else float("nan")
@@ -83,8 +89,9 @@ def _overload(o: OverloadRun) -> list[str]:
              f"{o.lag.offered:,} events; the engine committed {o.lag.committed:,} in "
              f"{r['seconds']:.0f} s ({o.lag.achieved:,.0f} ev/s). Engine RSS: {quarter:.0f} MiB a "
              f"quarter into the run, peak {r['peak_rss_mib']:.0f} MiB (the backlog waits in the "
-             f"emulator and the socket, not in the engine). Lag at the end: {_ms(r['max'])} ms.",
-             ""]
+             f"emulator and the socket, not in the engine). Lag at the end: {_ms(r['max'])} ms. "
+             f"CPU seconds per 100k events, engine / Postgres / emulator: {cpu_per_100k(o.lag)} "
+             f"(the lag runs' are in the table above).", ""]
     if o.nothing_missing:
         lines.append("After the burst drained: every record of the offered events is in the "
                      "database (rows per table = distinct records offered), no rejects, and every "
@@ -174,7 +181,7 @@ def render(suite: Suite, targets: list[Target], plot_names: list[str]) -> str:
                   f"Highest offered rate with bounded lag: "
                   f"**{'none' if bounded is None else f'{bounded:,.0f} ev/s'}**.", ""]
     for mix, overload in suite.overload.items():
-        lines += [f"### Overload, {mix} mix", "", *_overload(overload), ""]
+        lines += [f"### Overload, {mix} mix", "", *overload_text(overload), ""]
     if suite.api is not None:
         lines += ["### API load", "", *api_section(suite.api), ""]
     lines += ["### Targets", "", *_targets(targets), ""]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench._measure import CpuSample
-from bench._report import BEGIN, END, replace_section
+from bench._report import BEGIN, END, overload_text, replace_section
 from bench.ingest import Run
+from bench.lag import LagRun, OverloadRun
 from bench.suite import cpu_floor, pipeline_floor, targets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +79,15 @@ def test_a_throughput_target_neither_postgres_nor_the_cpu_explains_names_the_pip
     assert cpu_floor(replay, 50_000, cores=2) == ""
     assert pipeline_floor(replay, writer).startswith(
         "pipeline-bound: the writer's SQL alone takes 0.68 s of this run's 0.81 s")
+
+
+def test_the_overload_paragraph_says_what_the_drain_cost_each_side() -> None:
+    # 6M events committed with 2,600 s of engine, 3,300 s of Postgres and 120 s of emulator CPU.
+    result = {"seconds": 415.0, "rss": [(0.0, 200.0), (1.0, 230.0)], "peak_rss_mib": 425.0,
+              "max": 354.9, "cpu_s": 2_600.0, "committed": 6_000_000, "gave_up": False,
+              "p99": 300.0}
+    drain = LagRun(100_000, 60, 6_000_000, result, postgres_s=3_300.0, emulator_s=120.0)
+    text = "\n".join(overload_text(OverloadRun(100_000, 60, drain, {}, 0, 0)))
+    assert "CPU seconds per 100k events, engine / Postgres / emulator: 43.33 / 55.00 / 2.00" in text
+    assert "**Nothing missing.**" in text
+
