@@ -172,11 +172,11 @@ class BackfillSource:
                           operation=CREATE, collection=collection, rkey=rkey, rev=tree.rev,
                           cid=cid_string(cid))
             try:
-                event = dataclasses.replace(event, record=_record(tree.blocks.get(cid), key))
+                event = event._replace(record=_record(tree.blocks.get(cid), key))
             except RejectedEvent as rejected:
                 await sink.reject(rejected, tree.blocks.get(cid, b""), event.cursor, event)
                 continue
-            await sink.event(dataclasses.replace(event, raw=jetstream_json(event)))
+            await sink.event(event._replace(raw=jetstream_json(event)))
             self.progress.records += 1
         for uri in sorted(stale):
             parts = syntax.split_at_uri(uri)
@@ -184,7 +184,7 @@ class BackfillSource:
                 continue  # rows of collections this run does not read are not its to judge
             event = Event(did=did, kind=COMMIT, time_us=now_us, cursor=self._cursor(),
                           operation=DELETE, collection=parts[1], rkey=parts[2], rev=tree.rev)
-            await sink.event(dataclasses.replace(event, raw=jetstream_json(event)))
+            await sink.event(event._replace(raw=jetstream_json(event)))
             self.progress.tombstones += 1
         await sink.event(Event(did=did, kind=BACKFILLED, time_us=now_us, cursor=self._cursor(),
                                rev=tree.rev))

@@ -133,7 +133,7 @@ class FirehoseDecoder:
         base = Event(did=repo, kind=COMMIT, time_us=time_us, cursor=seq, rev=rev)
         if body.get("tooBig"):
             # Deprecated: the ops' blocks were left out. Only a re-read of the repo gets them.
-            return Frame("#commit", seq, (dataclasses.replace(base, kind=SYNC, seq=seq),))
+            return Frame("#commit", seq, (base._replace(kind=SYNC, seq=seq),))
         wanted = []
         for op in ops:
             path = op.get("path") if type(op) is dict else None
@@ -144,14 +144,14 @@ class FirehoseDecoder:
             first = ops[0] if ops and type(ops[0]) is dict else {}
             path = first.get("path")
             collection, _, rkey = path.partition("/") if type(path) is str else ("", "", "")
-            marker = dataclasses.replace(base, operation=str(first.get("action", "")),
+            marker = base._replace(operation=str(first.get("action", "")),
                                          collection=collection, rkey=rkey)
             return Frame("#commit", seq, (marker,))
         blocks: dict[bytes, bytes] = {}
         events: list[Event] = []
         rejects: list[tuple[RejectedEvent, Event]] = []
         for op, collection, rkey in wanted:
-            event = dataclasses.replace(base, operation=str(op.get("action")), collection=collection,
+            event = base._replace(operation=str(op.get("action")), collection=collection,
                                         rkey=rkey)
             try:
                 if not blocks and event.operation != DELETE:
@@ -168,7 +168,7 @@ class FirehoseDecoder:
         if not syntax.is_nsid(event.collection) or not syntax.is_rkey(event.rkey):
             raise _shape(f"op path {event.collection[:100]}/{event.rkey[:100]} is not collection/rkey")
         if event.operation == DELETE:
-            return dataclasses.replace(event, raw=jetstream_json(event))
+            return event._replace(raw=jetstream_json(event))
         cid = op.get("cid")
         block = blocks.get(cid) if type(cid) is bytes else None
         if type(cid) is not bytes or block is None:
@@ -178,8 +178,8 @@ class FirehoseDecoder:
         record = record_json(block)
         if type(record) is not dict:
             raise _shape(f"record of {event.collection}/{event.rkey} is not a map")
-        event = dataclasses.replace(event, cid=cid_string(cid), record=record)
-        return dataclasses.replace(event, raw=jetstream_json(event))
+        event = event._replace(cid=cid_string(cid), record=record)
+        return event._replace(raw=jetstream_json(event))
 
     def _identity(self, body: dict[str, Any], seq: int) -> Frame:
         did = self._repo(body, "did")
@@ -188,7 +188,7 @@ class FirehoseDecoder:
             raise _shape("#identity handle is not a handle")
         event = Event(did=did, kind=IDENTITY, time_us=_time_us(body.get("time")), cursor=seq,
                       handle=handle, seq=seq)
-        return Frame("#identity", seq, (dataclasses.replace(event, raw=jetstream_json(event)),))
+        return Frame("#identity", seq, (event._replace(raw=jetstream_json(event)),))
 
     def _account(self, body: dict[str, Any], seq: int) -> Frame:
         did = self._repo(body, "did")
@@ -199,7 +199,7 @@ class FirehoseDecoder:
             raise _shape("#account status is not a short string")
         event = Event(did=did, kind=ACCOUNT, time_us=_time_us(body.get("time")), cursor=seq,
                       active=active, status=status, seq=seq)
-        return Frame("#account", seq, (dataclasses.replace(event, raw=jetstream_json(event)),))
+        return Frame("#account", seq, (event._replace(raw=jetstream_json(event)),))
 
     def _sync(self, body: dict[str, Any], seq: int) -> Frame:
         did = self._repo(body, "did")
@@ -208,4 +208,4 @@ class FirehoseDecoder:
             raise _shape("#sync rev is missing or not a TID")
         event = Event(did=did, kind=SYNC, time_us=_time_us(body.get("time")), cursor=seq, rev=rev,
                       seq=seq)
-        return Frame("#sync", seq, (dataclasses.replace(event, raw=jetstream_json(event)),))
+        return Frame("#sync", seq, (event._replace(raw=jetstream_json(event)),))

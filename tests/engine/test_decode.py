@@ -38,6 +38,15 @@ def test_commit_fields() -> None:
     assert event.record["subject"] == f.did(2)
 
 
+def test_an_event_cannot_be_changed_only_copied_with_changes() -> None:
+    # Handlers and the writer share each Event: none may change it under the others.
+    event = decode_jetstream(f.subscription(f.did(1), "3k7a3dmb5bk2c", f.did(2)))
+    with pytest.raises(AttributeError):
+        event.rev = "3zzzzzzzzzzzz"  # type: ignore[misc]
+    copy = event._replace(raw=b"{}")
+    assert (copy.raw, copy.did, event.raw != b"{}") == (b"{}", event.did, True)
+
+
 def envelope(**changes: object) -> bytes:
     data = orjson.loads(f.profile(f.did(1)))
     for key, value in changes.items():
