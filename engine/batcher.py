@@ -278,4 +278,3 @@ async def release_batches(batches: trio.MemoryReceiveChannel[Batch]) -> None:
                 while part:
                     del part[-RELEASE_CHUNK:]
                     await trio.lowlevel.checkpoint()
-

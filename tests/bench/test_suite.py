@@ -90,4 +90,3 @@ def test_the_overload_paragraph_says_what_the_drain_cost_each_side() -> None:
     text = "\n".join(overload_text(OverloadRun(100_000, 60, drain, {}, 0, 0)))
     assert "CPU seconds per 100k events, engine / Postgres / emulator: 43.33 / 55.00 / 2.00" in text
     assert "**Nothing missing.**" in text
-

@@ -308,4 +308,3 @@ async def test_the_writer_frees_a_batch_after_its_commit_callback(
         await b.aclose()
     assert seen == [[1, 2]]  # the callback saw the batch whole
     assert db.started[0].rows == {} and db.started[0].events == []  # then it was freed
-
