@@ -288,7 +288,9 @@ async def test_written_batches_are_freed_in_parts_between_other_tasks_turns() ->
             await trio.lowlevel.checkpoint()
     assert (batch.events, batch.rows, batch.rejects) == ([], {}, [])
     assert (batch.cursor, batch.size) == (7, 2 * RELEASE_CHUNK + 1)  # what commits report stays
-    assert {(RELEASE_CHUNK + 1, RELEASE_CHUNK), (1, RELEASE_CHUNK)} <= seen  # part by part
+    # Freed part by part: whatever order Trio runs the two tasks in each round, this one sees
+    # the events partly freed at least once (in the second round at the latest).
+    assert any(0 < events_left < 2 * RELEASE_CHUNK + 1 for events_left, _ in seen), seen
 
 
 async def test_the_writer_frees_a_batch_after_its_commit_callback(
