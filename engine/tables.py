@@ -278,7 +278,8 @@ def _tally_query(recount: Recount) -> str:
 def _stored_pair(recount: Recount, key: str) -> str:
     """LEFT JOIN LATERAL `b`: the pair `n.subject`, `n.owner`'s counted row as stored when the
     statement began (its snapshot): `b.key`, `b.version`, `b.counted`; all NULL when none is live.
-    One probe of the (subject, owner, version DESC) index. A join rather than a scalar
+    One probe of an index on the pair, version descending (votes: subject first; subscriptions:
+    owner first, sql/0013). A join rather than a scalar
     subquery, which Postgres would run again for each expression that uses its result."""
     tally = recount.tally
     assert tally is not None
@@ -536,7 +537,7 @@ def tally_sql(source: Table, recounts: Sequence[Recount]) -> TallySql:
     it gets. Per pair, in the merge's own statement:
 
       * before: the newest live row as stored — the statement's snapshot does not see its own
-        changes — by one probe of the (subject, owner, version DESC) index;
+        changes — by one probe of the pair's index (subject and owner, version descending);
       * after: the newer of the pair's newest live merged row and its newest live row the merge
         did not touch. That is the stored one unless the merge changed it (an update or
         delete of the counted row); only then is the index probed again, past merged rows.

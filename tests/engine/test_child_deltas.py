@@ -176,7 +176,7 @@ async def test_pair_probes_use_an_exact_index_even_planned_on_an_empty_database(
     # a probe that walked a community's posts (or subscribers) per pair grew with the community.
     plan = WritePlan(DEFAULT_REGISTRY.tables, DEFAULT_REGISTRY.recounts)
     expected = {"post_stats": "post_stats_pkey", "comment_stats": "comment_stats_pkey",
-                "subscriptions": "subscriptions_subject_pair", "votes": "votes_subject_newest"}
+                "subscriptions": "subscriptions_did_pair", "votes": "votes_subject_newest"}
     merges = {t.name: plan.merge[t] for t in plan.tally}
     assert merges.keys() == expected.keys()
     for name, index in expected.items():
