@@ -17,7 +17,7 @@ import re
 from engine.db import Database
 from engine.reconcile import reconcile
 from engine.records import DEFAULT_REGISTRY
-from engine.tables import merge_sql
+from engine.tables import incoming_sql, merge_sql
 from engine.writer import WritePlan
 from tests import factories as f
 from tests.helpers import explain, ingest, table
@@ -221,3 +221,15 @@ async def test_no_statement_of_the_writer_reads_a_whole_index_on_a_young_databas
             if re.search(r"Index (Only )?Scan (Backward )?using|Bitmap Index Scan on", line):
                 taken = lines[at + 1] if at + 1 < len(lines) else ""
                 assert "Index Cond" in taken, (name, "\n".join(lines))
+
+
+async def test_each_merge_sorts_its_staged_rows_once(writer_db: Database) -> None:
+    # A merge's `incoming` picks each key's newest version and takes immutable columns from any
+    # version (a window over the key). Ordered as DISTINCT ON reads the rows, one sort serves
+    # both; a window by key alone made Postgres sort again by version (~0.8 ms per 5,000 rows).
+    for table in DEFAULT_REGISTRY.tables:
+        if table.merge is not None:
+            continue  # hand-written
+        lines = await explain(writer_db, incoming_sql(table))
+        sorts = [line for line in lines if re.search(r"\bSort  \(", line)]
+        assert len(sorts) == 1, (table.name, "\n".join(lines))
