@@ -184,11 +184,14 @@ SUBSCRIBERS: Final = Paged.keyset(f"""
 WITH {TARGET},
 page AS (
     SELECT s.uri, s.did, s.created_at
-      FROM target JOIN subscriptions AS s ON s.subject = target.did AND s.deleted_at IS NULL
-     WHERE {account_visible("s.did")}
-       -- one entry per subscriber: a client that wrote two records counts once
+      FROM subscriptions AS s
+     WHERE s.subject = (SELECT did FROM target) AND s.deleted_at IS NULL
+       AND {account_visible("s.did")}
+       -- one entry per subscriber: a client that wrote two records counts once (OFFSET 0
+       -- keeps this a probe per row shown: as a join, Postgres read every subscriber again)
        AND NOT EXISTS (SELECT 1 FROM subscriptions AS s2 WHERE s2.did = s.did
-                          AND s2.subject = s.subject AND s2.deleted_at IS NULL AND s2.uri > s.uri)
+                          AND s2.subject = s.subject AND s2.deleted_at IS NULL AND s2.uri > s.uri
+                       OFFSET 0)
        AND {AFTER}
      ORDER BY {SUBSCRIBERS_SORT.order}
      LIMIT :limit + 1
