@@ -4,9 +4,12 @@ values, so each statement must be good without them; these tests pin the one tha
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from api.views import community as views
+from api.views.feed import FEEDS
 from engine.db import Database, open_database
 from engine.service import API_SERVER_SETTINGS
 
@@ -97,3 +100,34 @@ async def test_subscribers_page_of_a_popular_community_reads_only_that_page(db: 
     assert found is True
     pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
     assert pages < 200, f"getSubscribers read {pages} pages for one page of subscribers"
+
+
+async def test_a_later_feed_page_starts_at_its_cursor(db: Database) -> None:
+    # A later page continues after the cursor's (key, uri). With the views' uri taken from the
+    # record table and the key from the stats table, that was no index condition: the page
+    # walked post_stats_hot from the top and filtered up to the cursor (sql/0014).
+    posts, deep = 3000, 2500
+    await _add_communities(db, 1)
+    community = "did:plc:c000001"
+    await db.execute(
+        "INSERT INTO post_records (uri, community_did, rkey, rev, author_did, created_at) "
+        "SELECT 'at://' || $1 || '/social.coves.community.post/p' || n, $1, 'p' || n, "
+        "'3k7a3dmb5bk2c', 'did:plc:author', now() FROM generate_series(1, $2::int) AS n",
+        community, posts)
+    await db.execute(
+        "INSERT INTO post_stats (uri, community_did, rev, created_at, score, hot_key) "
+        "SELECT uri, community_did, rev, created_at, n, n FROM post_records "
+        "CROSS JOIN LATERAL (SELECT substr(rkey, 2)::int AS n) AS k")
+    await db.execute("INSERT INTO identities (did) VALUES ('did:plc:author'), ($1)", community)
+    await db.execute("ANALYZE post_records, post_stats, communities, identities")
+    after = await db.fetchrow("SELECT hot_key, uri FROM post_stats ORDER BY hot_key DESC, uri DESC "
+                              "OFFSET $1 LIMIT 1", deep)
+    assert after is not None
+    args = {"viewer": None, "pds": "https://pds.example", "cdn": None, "skip_host_check": True,
+            "limit": 15, "since": None, "after_k": after["hot_key"], "after_tie": after["uri"],
+            "snapshot": await db.fetchval("SELECT pg_current_snapshot()::text"),
+            "snapshot_at": time.time()}
+    query = FEEDS[("discover", "hot")].next
+    _, plan = await _generic_plan(db, query.text, query.args(args))
+    pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+    assert pages < 300, f"a page {deep} posts deep read {pages} pages"
