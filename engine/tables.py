@@ -62,8 +62,8 @@ from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 __all__ = [
-    "ANY_VALUE", "Column", "Recount", "RowOp", "Table", "Tally", "TallySql",
-    "incoming_sql", "merge_sql", "purge_sql", "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql",
+    "ANY_VALUE", "Column", "Recount", "RowOp", "Table", "Tally", "TallySql", "incoming_sql",
+    "merge_sql", "purge_sql", "reconcile_sql", "recount_sql", "stage_ddl", "tally_sql",
 ]
 
 STAGE_PREFIX: Final = "stage_"

@@ -1,11 +1,13 @@
 """The API's connections use generic plans (engine/service.py API_SERVER_SETTINGS): a statement
 is planned once per connection, not at every call. A generic plan does not know the parameters'
-values, so each statement must be good without them; these tests pin the one that was not."""
+values, so each statement must be good without them; these tests pin the ones that were not."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import asyncpg
 import orjson
 
 from api.views import community as views
@@ -40,16 +42,15 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def _generic_plan(db: Database, sql: str, values: list[object]) -> tuple[object, dict]:  # type: ignore[type-arg]
+async def _generic_plan(db: Database, sql: str, values: list[Any]) -> tuple[Any, dict[str, Any]]:
     """Run `sql` once as the API's pool does (a generic plan); return its first column and the
     root of its EXPLAIN (ANALYZE, BUFFERS) plan."""
-    async def explain(connection: object) -> tuple[object, dict]:  # type: ignore[type-arg]
-        await connection.execute("SET plan_cache_mode = force_generic_plan")  # type: ignore[attr-defined]
-        await connection.execute(f"PREPARE probe AS {sql}")  # type: ignore[attr-defined]
+    async def explain(connection: asyncpg.Connection) -> tuple[Any, dict[str, Any]]:
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE probe AS {sql}")
         execute = f"EXECUTE probe({', '.join(_literal(v) for v in values)})"
-        answer = await connection.fetchval(execute)  # type: ignore[attr-defined]
-        plan = await connection.fetchval(  # type: ignore[attr-defined]
-            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}")
+        answer = await connection.fetchval(execute)
+        plan = await connection.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}")
         parsed = orjson.loads(plan) if isinstance(plan, (str, bytes)) else plan  # json codec
         return answer, parsed[0]["Plan"]
 
@@ -72,7 +73,7 @@ async def test_community_lookup_reads_a_few_pages_under_a_generic_plan(db: Datab
     args = {"viewer": None, "pds": "https://pds.example", "cdn": None, "skip_host_check": False,
             **views.community_ref_args(wanted)}
     view, plan = await _generic_plan(db, views.GET.text, views.GET.args(args))
-    assert orjson.loads(view)["did"] == wanted  # type: ignore[arg-type]
+    assert orjson.loads(view)["did"] == wanted
     pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
     assert pages < 60, f"community.get read {pages} pages for one community"
 
