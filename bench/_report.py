@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 from .api_load import MIX, ApiLoad  # noqa: E402
-from .ingest import Run, table  # noqa: E402
+from .ingest import SETTINGS, Run, table  # noqa: E402
 from .lag import GIVE_UP_LAG_S, LagRun, OverloadRun  # noqa: E402
 
 __all__ = ["BEGIN", "END", "Target", "Suite", "cpu_per_100k", "overload_text", "plots", "render",
@@ -168,7 +168,8 @@ def render(suite: Suite, targets: list[Target], plot_names: list[str]) -> str:
     h = suite.header
     lines = [f"## Suite — {h['date']}, commit {h['commit']}", "",
              f"Machine: {h['machine']}. Command: `{h['command']}` ({h['duration']}). "
-             f"Engine defaults: batches of 5000 events or 100 ms; Jetstream transport default: "
+             f"Engine defaults: batches of at most {SETTINGS.batch_max_size} events, shipped after "
+             f"{SETTINGS.batch_max_latency_s * 1000:g} ms if the writer is idle; Jetstream transport default: "
              f"`{suite.transport_default}`. Each throughput row is one run on the same "
              f"{suite.events:,}-event file, into a fresh database; CPU seconds are per 100k events "
              f"(this process = the engine, or the receiving client). The machine is shared: "

@@ -58,7 +58,7 @@ from .workload import generate, write_jsonl
 
 __all__ = ["Run", "SETTINGS", "Emulator", "ingest", "main", "throughput_runs"]
 
-SETTINGS: Final = IngestSettings()  # the engine's defaults: 5000 events or 100 ms
+SETTINGS: Final = IngestSettings()  # the engine's defaults (BATCH_MAX_ROWS, BATCH_MAX_LATENCY_MS)
 NAIVE_SECONDS: Final = 20.0  # the naive baseline runs this long at most (it is ~10-50x slower)
 COLLECTIONS: Final = ("social.coves.*",)
 

@@ -20,14 +20,19 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "SETTINGS", "Setting", "add_setting_flags", "describe_values", "load_config",
-           "production_problems", "read_config"]
+__all__ = ["Config", "DEFAULT_BATCH_MAX_ROWS", "SETTINGS", "Setting", "add_setting_flags",
+           "describe_values", "load_config", "production_problems", "read_config"]
 
 PUBLIC_JETSTREAM_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 # An NSID (`social.coves.community.post`) or an NSID prefix with a wildcard (`social.coves.*`),
 # the two forms Jetstream's wantedCollections accepts.
 _COLLECTION_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+)*(\.\*|\.[a-zA-Z][a-zA-Z0-9]*)$")
 _MAX_WANTED_COLLECTIONS: Final = 100  # Jetstream refuses more
+# Events per batch at most. A batch reaches it only while the writer is behind (group commit,
+# engine/batcher.py): then bigger transactions share the per-batch work — one counter update per
+# busy post, the commit. Catching up 1.5M forum events here: 20,000 took 19-25 % more events a
+# second than 5,000, Postgres 16-22 % less CPU each; the engine's peak RSS 373 against 160 MiB.
+DEFAULT_BATCH_MAX_ROWS: Final = 20_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -256,8 +261,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "an integer, 1..64", "Repos fetched at once from each backfill host."),
     Setting("BACKFILL_RATE", "backfill_rate", _float_range(0.1, 1000), "10",
             "requests per second, 0.1..1000", "Most requests per second to each backfill host."),
-    Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000), "5000",
-            "an integer, 1..100000", "Flush a batch once it holds this many events."),
+    Setting("BATCH_MAX_ROWS", "batch_max_rows", _int_range(1, 100_000),
+            str(DEFAULT_BATCH_MAX_ROWS), "an integer, 1..100000",
+            "Flush a batch at this many events (reached only while the writer is behind)."),
     Setting("BATCH_MAX_LATENCY_MS", "batch_max_latency_ms", _int_range(1, 60_000), "100",
             "milliseconds, 1..60000", "Flush a batch once its oldest event waited this long."),
     Setting("METRICS_HOST", "metrics_host", _text, "127.0.0.1", "an address to bind",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import PUBLIC_JETSTREAM_URL, SETTINGS, add_setting_flags, load_config
+from engine.config import (DEFAULT_BATCH_MAX_ROWS, PUBLIC_JETSTREAM_URL, SETTINGS, add_setting_flags,
+                           load_config)
 from engine.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ def test_defaults() -> None:
     config = load_config(environ={})
     assert config.jetstream_url == PUBLIC_JETSTREAM_URL
     assert config.jetstream_collections == ("social.coves.*",)
-    assert config.database_url is None and config.batch_max_rows == 5000
+    assert config.database_url is None and config.batch_max_rows == DEFAULT_BATCH_MAX_ROWS == 20_000
     assert config.data_dir == Path("coves-data")
 
 
